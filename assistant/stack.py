@@ -1,0 +1,259 @@
+"""Start every process the assistant needs, in the foreground, and stop them together.
+
+`make run` calls `python -m assistant.stack`. Each service's log lines are prefixed with
+its name; the stack waits until every service answers its health check, prints the
+URLs, and on Ctrl-C / SIGTERM (or when one service dies) stops all of them: each
+child runs in its own process group, which is terminated and, if need be, killed.
+
+Tests use `Stack` directly with other ports and state folders.
+"""
+import argparse
+import dataclasses
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Dict, List, Optional
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV_BIN = pathlib.Path(sys.executable).parent
+
+
+@dataclasses.dataclass
+class Service:
+    name: str
+    command: List[str]
+    health_url: str
+    public_urls: List[str]
+    env: Dict[str, str] = dataclasses.field(default_factory=dict)
+    startup_timeout: float = 180.0
+
+
+@dataclasses.dataclass
+class StackSettings:
+    """Ports and paths; defaults are what `make run` uses."""
+
+    rasa_port: int = 5005
+    actions_port: int = 5055
+    state_dir: pathlib.Path = ROOT / ".state"
+    model_path: pathlib.Path = ROOT / ".state" / "models"
+    endpoints: pathlib.Path = ROOT / "endpoints.yml"
+    credentials: pathlib.Path = ROOT / "credentials.yml"
+    host: str = "127.0.0.1"
+    extra_env: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "StackSettings":
+        settings = cls()
+        settings.rasa_port = int(os.environ.get("RASA_PORT", settings.rasa_port))
+        settings.actions_port = int(os.environ.get("ACTIONS_PORT", settings.actions_port))
+        if os.environ.get("RASA_ENDPOINTS"):
+            settings.endpoints = pathlib.Path(os.environ["RASA_ENDPOINTS"])
+        return settings
+
+
+def runtime_credentials(settings: StackSettings, environ=os.environ) -> pathlib.Path:
+    """credentials.yml plus the channels switched on by the environment.
+
+    Written to the state folder; it holds `${VAR}` references, never secret values.
+    """
+    text = settings.credentials.read_text(encoding="utf-8")
+    if environ.get("WECHAT_TOKEN"):
+        text += (
+            "\n# added by assistant/stack.py because WECHAT_TOKEN is set\n"
+            "wechat_channel.rasa_channel.WeChatInput:\n"
+            "  token: ${WECHAT_TOKEN}\n"
+        )
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.state_dir / "credentials.runtime.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def build_services(settings: StackSettings, environ=os.environ) -> List[Service]:
+    rasa = [
+        str(VENV_BIN / "rasa"), "run",
+        "--model", str(settings.model_path),
+        "--port", str(settings.rasa_port),
+        "--interface", settings.host,
+        "--cors", "*",
+        "--endpoints", str(settings.endpoints),
+        "--credentials", str(runtime_credentials(settings, environ)),
+    ]
+    token = environ.get("RASA_AUTH_TOKEN")
+    if token:
+        # The HTTP API (tracker access, model replacement) exists only behind a token.
+        rasa += ["--enable-api", "--auth-token", token]
+    base = f"http://{settings.host}"
+    return [
+        Service(
+            name="actions",
+            command=[str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions",
+                     "--port", str(settings.actions_port)],
+            health_url=f"{base}:{settings.actions_port}/health",
+            public_urls=[f"action server  {base}:{settings.actions_port}/webhook"],
+        ),
+        Service(
+            name="rasa",
+            command=rasa,
+            health_url=f"{base}:{settings.rasa_port}/",
+            public_urls=[
+                f"REST channel   {base}:{settings.rasa_port}/webhooks/rest/webhook",
+                f"socket.io      {base}:{settings.rasa_port}/socket.io",
+            ],
+            env={"ACTION_ENDPOINT_URL": f"{base}:{settings.actions_port}/webhook"},
+        ),
+    ]
+
+
+def _is_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class Stack:
+    def __init__(self, services: List[Service], output=None, cwd: pathlib.Path = ROOT):
+        self.services = services
+        self.output = output or sys.stdout
+        self.cwd = cwd
+        self.processes: Dict[str, subprocess.Popen] = {}
+        self._print_lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def _log(self, name: str, line: str) -> None:
+        width = max(len(service.name) for service in self.services)
+        with self._print_lock:
+            self.output.write(f"[{name:<{width}}] {line}\n")
+            self.output.flush()
+
+    def _pump(self, name: str, stream) -> None:
+        for raw in iter(stream.readline, b""):
+            self._log(name, raw.decode("utf-8", "replace").rstrip())
+        stream.close()
+
+    def start(self) -> None:
+        for service in self.services:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(self.cwd), env.get("PYTHONPATH")])
+            )
+            env["PYTHONUNBUFFERED"] = "1"
+            env.update(service.env)
+            process = subprocess.Popen(
+                service.command,
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stopping reaches grandchildren too
+            )
+            self.processes[service.name] = process
+            threading.Thread(
+                target=self._pump, args=(service.name, process.stdout), daemon=True
+            ).start()
+
+    def dead_service(self) -> Optional[str]:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                return name
+        return None
+
+    def wait_healthy(self) -> bool:
+        pending = {service.name: service for service in self.services}
+        deadline = {s.name: time.monotonic() + s.startup_timeout for s in self.services}
+        while pending:
+            if self._stopping.is_set():
+                return False
+            dead = self.dead_service()
+            if dead:
+                self._log("stack", f"{dead} exited with code {self.processes[dead].returncode} during start-up")
+                return False
+            for name, service in list(pending.items()):
+                if _is_healthy(service.health_url):
+                    self._log("stack", f"{name} is up")
+                    del pending[name]
+                elif time.monotonic() > deadline[name]:
+                    self._log("stack", f"{name} did not answer {service.health_url} in {service.startup_timeout:.0f}s")
+                    return False
+            time.sleep(0.5)
+        return True
+
+    def stop(self, grace: float = 15.0) -> None:
+        self._stopping.set()
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                pass
+        for process in self.processes.values():
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
+
+    def __enter__(self):
+        self.start()
+        if not self.wait_healthy():
+            self.stop()
+            raise RuntimeError("the stack did not start; see the log lines above")
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Run the assistant and its services.")
+    parser.parse_args(argv)
+    settings = StackSettings.from_env()
+    stack = Stack(build_services(settings))
+
+    def request_stop(signum, _frame):
+        stack._log("stack", f"received {signal.Signals(signum).name}, stopping all services")
+        stack._stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    stack.start()
+    exit_code = 0
+    if stack.wait_healthy():
+        stack._log("stack", "all services are up:")
+        for service in stack.services:
+            for url in service.public_urls:
+                stack._log("stack", f"  {url}")
+        stack._log("stack", "press Ctrl-C to stop")
+        while not stack._stopping.is_set():
+            dead = stack.dead_service()
+            if dead:
+                stack._log("stack", f"{dead} exited unexpectedly (code {stack.processes[dead].returncode}); stopping")
+                exit_code = 1
+                break
+            stack._stopping.wait(0.5)
+    elif not stack._stopping.is_set():
+        exit_code = 1
+    stack.stop()
+    stack._log("stack", "stopped")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
