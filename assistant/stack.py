@@ -40,6 +40,8 @@ class StackSettings:
 
     rasa_port: int = 5005
     actions_port: int = 5055
+    progress_port: int = 8001
+    web_port: int = 8080
     state_dir: pathlib.Path = ROOT / ".state"
     model_path: pathlib.Path = ROOT / ".state" / "models"
     endpoints: pathlib.Path = ROOT / "endpoints.yml"
@@ -48,13 +50,22 @@ class StackSettings:
     extra_env: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "StackSettings":
+    def from_env(cls, environ=os.environ) -> "StackSettings":
+        """Every `*_port` field is read from the upper-cased variable (RASA_PORT, ...)."""
         settings = cls()
-        settings.rasa_port = int(os.environ.get("RASA_PORT", settings.rasa_port))
-        settings.actions_port = int(os.environ.get("ACTIONS_PORT", settings.actions_port))
-        if os.environ.get("RASA_ENDPOINTS"):
-            settings.endpoints = pathlib.Path(os.environ["RASA_ENDPOINTS"])
+        for field in dataclasses.fields(cls):
+            if field.name.endswith("_port") and environ.get(field.name.upper()):
+                setattr(settings, field.name, int(environ[field.name.upper()]))
+        if environ.get("STACK_STATE_DIR"):
+            settings.state_dir = pathlib.Path(environ["STACK_STATE_DIR"])
+        if environ.get("RASA_MODEL"):
+            settings.model_path = pathlib.Path(environ["RASA_MODEL"])
+        if environ.get("RASA_ENDPOINTS"):
+            settings.endpoints = pathlib.Path(environ["RASA_ENDPOINTS"])
         return settings
+
+    def port_fields(self) -> List[str]:
+        return [f.name for f in dataclasses.fields(self) if f.name.endswith("_port")]
 
 
 def runtime_credentials(settings: StackSettings, environ=os.environ) -> pathlib.Path:
@@ -90,7 +101,7 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
         # The HTTP API (tracker access, model replacement) exists only behind a token.
         rasa += ["--enable-api", "--auth-token", token]
     base = f"http://{settings.host}"
-    return [
+    services = [
         Service(
             name="actions",
             command=[str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions",
@@ -108,7 +119,68 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
             ],
             env={"ACTION_ENDPOINT_URL": f"{base}:{settings.actions_port}/webhook"},
         ),
+        web_service(settings, environ),
     ]
+    # The progress service starts first; actions and the agent console get its URL
+    # and keys (development keys from .state/secrets.env unless set in the environment).
+    progress, client_env = progress_service(settings, environ)
+    for service in services:
+        if service.name in ("actions", "web"):
+            for name, value in client_env.items():
+                service.env.setdefault(name, value)
+    return [progress] + services
+
+
+def progress_service(settings: StackSettings, environ=os.environ):
+    """The stand-in for the agency's progress system (progress_service/, docs/progress.md)."""
+    from progress_service.devsecrets import ensure_dev_secrets
+
+    secrets = ensure_dev_secrets(settings.state_dir / "secrets.env", environ)
+    base = f"http://{settings.host}:{settings.progress_port}"
+    env = {
+        **secrets,
+        "PROGRESS_HOST": settings.host,
+        "PROGRESS_PORT": str(settings.progress_port),
+        "PROGRESS_DATABASE_URL": environ.get("PROGRESS_DATABASE_URL")
+        or f"sqlite:///{settings.state_dir / 'progress.db'}",
+    }
+    client_env = {
+        "PROGRESS_SERVICE_URL": environ.get("PROGRESS_SERVICE_URL") or base,
+        "PROGRESS_API_KEY": secrets["PROGRESS_API_KEY"],
+        "PROGRESS_AGENT_SECRET": secrets["PROGRESS_AGENT_SECRET"],
+    }
+    service = Service(
+        name="progress",
+        command=[str(VENV_BIN / "python"), "-m", "progress_service.app"],
+        health_url=f"{base}/health",
+        public_urls=[f"progress API   {base}/openapi.json"],
+        env=env,
+    )
+    return service, client_env
+
+
+def web_service(settings: StackSettings, environ=os.environ) -> Service:
+    """Widget assets, demo page and agent console (web/). Secrets come from the environment."""
+    base = f"http://{settings.host}"
+    env = {
+        "WEB_HOST": settings.host,
+        "WEB_PORT": str(settings.web_port),
+        "RASA_URL": f"{base}:{settings.rasa_port}",
+        "PROGRESS_SERVICE_URL": f"{base}:{getattr(settings, 'progress_port', 8001)}",
+        "AGENT_DB": environ.get("AGENT_DB") or str(settings.state_dir / "agents.db"),
+    }
+    if not environ.get("WIDGET_SERVER_URL"):  # where the visitor's browser reaches Rasa
+        env["WIDGET_SERVER_URL"] = f"{base}:{settings.rasa_port}"
+    return Service(
+        name="web",
+        command=[str(VENV_BIN / "python"), "-m", "web"],
+        health_url=f"{base}:{settings.web_port}/health",
+        public_urls=[
+            f"demo page      {base}:{settings.web_port}/",
+            f"agent console  {base}:{settings.web_port}/agent",
+        ],
+        env=env,
+    )
 
 
 def _is_healthy(url: str) -> bool:
@@ -120,8 +192,10 @@ def _is_healthy(url: str) -> bool:
 
 
 class Stack:
-    def __init__(self, services: List[Service], output=None, cwd: pathlib.Path = ROOT):
+    def __init__(self, services: List[Service], output=None, cwd: pathlib.Path = ROOT,
+                 environ: Optional[Dict[str, str]] = None):
         self.services = services
+        self.environ = dict(os.environ if environ is None else environ)
         self.output = output or sys.stdout
         self.cwd = cwd
         self.processes: Dict[str, subprocess.Popen] = {}
@@ -141,7 +215,7 @@ class Stack:
 
     def start(self) -> None:
         for service in self.services:
-            env = dict(os.environ)
+            env = dict(self.environ)
             env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(self.cwd), env.get("PYTHONPATH")])
             )

@@ -18,13 +18,13 @@ for candidate in "${candidates[@]}"; do
     exit 0
   fi
 done
-cat >&2 <<'MSG'
-ERROR: Python 3.10 was not found.
-  Rasa Open Source 3.6.21 needs Python 3.10 (3.8-3.10); the default python3 here is
-  too new, and `pip install rasa` on it silently installs rasa 1.10.
-  Install Python 3.10, for example:
-    pyenv install 3.10.13                       (pyenv; this project pins .python-version)
-    apt-get install python3.10 python3.10-venv  (Debian/Ubuntu, where packaged)
-  or point PYTHON310=/path/to/python3.10 at an existing interpreter.
-MSG
+# printf is a shell builtin: the message shows even on a bare PATH
+printf '%s\n' >&2 \
+  'ERROR: Python 3.10 was not found.' \
+  '  Rasa Open Source 3.6.21 needs Python 3.10 (3.8-3.10); the default python3 here is' \
+  '  too new, and `pip install rasa` on it silently installs rasa 1.10.' \
+  '  Install Python 3.10, for example:' \
+  '    pyenv install 3.10.13                       (pyenv; this project pins .python-version)' \
+  '    apt-get install python3.10 python3.10-venv  (Debian/Ubuntu, where packaged)' \
+  '  or point PYTHON310=/path/to/python3.10 at an existing interpreter.'
 exit 1

@@ -1,0 +1,33 @@
+"""A newcomer's first conversation, through the real stack (Rasa + action server)."""
+import re
+
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_greeting_is_answered_in_chinese(running_stack):
+    reply = running_stack.say_text("e2e-greet", "你好")
+    assert CHINESE.search(reply), reply
+    assert "小助手" in reply
+
+
+def test_weather_question_is_out_of_scope_and_offers_12393(running_stack):
+    reply = running_stack.say_text("e2e-oos", "今天天气怎么样")
+    assert "12393" in reply
+    assert "门诊慢特病" in reply  # says what it can do
+
+
+def test_traditional_characters_are_understood(running_stack):
+    reply = running_stack.say_text("e2e-trad", "你是機器人嗎")
+    assert "不是人工" in reply
+
+
+def test_http_api_is_closed_without_a_token(running_stack):
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{running_stack.rasa_url}/conversations/e2e-greet/tracker", timeout=5)
+    except urllib.error.HTTPError as error:
+        assert error.code in (401, 403, 404)
+    else:
+        raise AssertionError("tracker API must not be open without a token")

@@ -1,0 +1,28 @@
+"""What people type is normalised before the NLU sees it."""
+from assistant.textnorm import normalize_text, to_halfwidth
+
+
+def test_traditional_characters_become_simplified_with_phrase_context():
+    assert normalize_text("醫保電子憑證咋個綁定") == "医保电子凭证咋个绑定"
+    assert normalize_text("門診慢特病怎麼申請") == "门诊慢特病怎么申请"
+    # 乾 -> 干 only where OpenCC's phrase tables say so
+    assert normalize_text("乾燥綜合征") == "干燥综合征"
+
+
+def test_fullwidth_digits_and_letters_become_halfwidth():
+    assert to_halfwidth("ＮＣ２０２５０００１") == "NC20250001"
+    assert normalize_text("查一下ｎｃ２０２５　０００１") == "查一下nc2025 0001"
+
+
+def test_voice_style_spaces_between_chinese_words_are_removed():
+    assert normalize_text("  我 想 问 一下  门诊 慢特病 ") == "我想问一下门诊慢特病"
+
+
+def test_simplified_text_is_unchanged():
+    text = "高血压能办门诊慢特病吗"
+    assert normalize_text(text) == text
+
+
+def test_empty_input_is_safe():
+    assert normalize_text("") == ""
+    assert normalize_text("   ") == ""
