@@ -16,12 +16,15 @@ export PYTHONPATH := $(CURDIR)
 TRAIN_INPUTS := config.yml assistant/build_nlu.py \
 	$(shell find domain data knowledge assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path 'data/nlu/generated/*' 2>/dev/null)
 
-.PHONY: help install install-dev generate validate train run test test-conversations test-python clean
+.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu
 
 help:
 	@echo "make run    - install if needed, train if stale, start the assistant (Ctrl-C stops it)"
 	@echo "make test   - everything CI runs: data validation, training, conversation tests, pytest"
 	@echo "make install / make train / make validate / make clean"
+	@echo "make agent-add USER=<name> PASSWORD=<password> - hotline-agent account for the console at /agent"
+	@echo "make validate-knowledge - check knowledge/*.yml (schema, sources, aliases, answers)"
+	@echo "make bench-nlu  - NLU benchmark: ours vs Rasa default vs TF-IDF+LogReg (a few minutes)"
 
 # --- environment -----------------------------------------------------------------
 $(PY):
@@ -41,13 +44,26 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-runtime
 
 install: $(VENV)/.installed-runtime
 
-install-dev: install $(VENV)/.installed-dev
+install-dev: install $(VENV)/.installed-dev chromium
+
+# Debian's Chromium for the browser tests (tests/web). Playwright drives this binary;
+# `playwright install` is never used (it downloads a browser build). CJK font for screenshots.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian's chromium for the browser tests (tests/web)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei; \
+	else \
+	  echo "NOTE: the browser tests need Debian's chromium at $(CHROMIUM) and will be skipped:"; \
+	  echo "      run 'sudo apt-get install chromium fonts-wqy-microhei' (or pass CHROMIUM=/path/to/chromium)"; \
+	fi
 
 # --- model -----------------------------------------------------------------------
 generate: install
 	@$(PY) -m assistant.build_nlu
 
-validate: generate
+validate: generate validate-knowledge
 	$(RASA) data validate --domain domain --data data --config config.yml --fail-on-warnings
 
 $(MODEL): $(TRAIN_INPUTS) | install
@@ -61,8 +77,41 @@ train: $(MODEL)
 run: install $(MODEL)
 	@exec $(PY) -m assistant.stack
 
+# Load the agency's CSV export into the progress service's database (docs/progress.md).
+# The whole file is rejected if any row is invalid. Uses PROGRESS_DATABASE_URL and
+# PROGRESS_ID_HASH_KEY from the environment, else the development defaults in .state/.
+import-progress: install
+	@test -n "$(FILE)" || { echo "usage: make import-progress FILE=path/to/export.csv"; exit 2; }
+	$(PY) -m progress_service.importer "$(FILE)"
+
+# Hotline-agent account for the console at /agent (new account, or a new password).
+# make agent-add USER=<name> PASSWORD=<password>; no terminal needed. Without PASSWORD it
+# asks on a terminal. AGENT_DB chooses the file (default .state/agents.db).
+ifeq ($(origin PASSWORD),command line)
+override PASSWORD := $(value PASSWORD)
+export PASSWORD
+endif
+agent-add: install
+	@if [ "$(origin USER)" != "command line" ]; then \
+	  echo "usage: make agent-add USER=<name> PASSWORD=<password>" >&2; exit 2; fi
+	@$(PY) -m web.agents add -- "$$USER"
+
 # --- check -----------------------------------------------------------------------
-test: install-dev validate train test-conversations test-python
+test: install-dev validate train test-nlu test-conversations test-python
+
+# knowledge/*.yml: schema, sources, every alias -> exactly one disease, every topic answered
+validate-knowledge: install
+	$(PY) -m assistant.knowledge --validate
+
+# Held-out NLU test set (tests/nlu/, never trained on): fails below 95% intent accuracy.
+NLU_FLOOR ?= 0.95
+test-nlu: $(MODEL)
+	$(RASA) test nlu --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
+	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR)
+
+# Three-way NLU comparison on the same split; writes docs/nlu-benchmark.md. Not part of `test`.
+bench-nlu: install-dev
+	$(PY) -m bench.nlu_benchmark
 
 test-conversations: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/stories \

@@ -75,11 +75,15 @@ def runtime_credentials(settings: StackSettings, environ=os.environ) -> pathlib.
     """
     text = settings.credentials.read_text(encoding="utf-8")
     if environ.get("WECHAT_TOKEN"):
+        from wechat_channel.config import ENV_VARS  # setting name -> WECHAT_* variable
+
         text += (
             "\n# added by assistant/stack.py because WECHAT_TOKEN is set\n"
             "wechat_channel.rasa_channel.WeChatInput:\n"
-            "  token: ${WECHAT_TOKEN}\n"
         )
+        for key, var in ENV_VARS.items():
+            if environ.get(var):  # Rasa refuses ${VAR} for unset variables
+                text += f"  {key}: ${{{var}}}\n"
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     path = settings.state_dir / "credentials.runtime.yml"
     path.write_text(text, encoding="utf-8")
@@ -96,7 +100,7 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
         "--endpoints", str(settings.endpoints),
         "--credentials", str(runtime_credentials(settings, environ)),
     ]
-    token = environ.get("RASA_AUTH_TOKEN")
+    token = rasa_auth_token(settings, environ)
     if token:
         # The HTTP API (tracker access, model replacement) exists only behind a token.
         rasa += ["--enable-api", "--auth-token", token]
@@ -116,10 +120,11 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
             public_urls=[
                 f"REST channel   {base}:{settings.rasa_port}/webhooks/rest/webhook",
                 f"socket.io      {base}:{settings.rasa_port}/socket.io",
-            ],
+            ] + ([f"WeChat         {base}:{settings.rasa_port}/webhooks/wechat/webhook"]
+                 if environ.get("WECHAT_TOKEN") else []),
             env={"ACTION_ENDPOINT_URL": f"{base}:{settings.actions_port}/webhook"},
         ),
-        web_service(settings, environ),
+        web_service(settings, environ, rasa_token=token),
     ]
     # The progress service starts first; actions and the agent console get its URL
     # and keys (development keys from .state/secrets.env unless set in the environment).
@@ -159,14 +164,40 @@ def progress_service(settings: StackSettings, environ=os.environ):
     return service, client_env
 
 
-def web_service(settings: StackSettings, environ=os.environ) -> Service:
+def rasa_auth_token(settings: StackSettings, environ=os.environ) -> str:
+    """RASA_AUTH_TOKEN from the environment; else a development value kept in the state
+    folder's secrets.env (made on the first `make run`), so the agent console can use
+    Rasa's NLU parse API. Without the token the HTTP API stays closed to everyone."""
+    if environ.get("RASA_AUTH_TOKEN"):
+        return environ["RASA_AUTH_TOKEN"]
+    from progress_service.devsecrets import ensure_dev_secrets
+
+    path = settings.state_dir / "secrets.env"
+    ensure_dev_secrets(path, environ)  # first, so its rewrite of the file keeps our line
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for line in lines:
+        if line.startswith("RASA_AUTH_TOKEN=") and len(line) > len("RASA_AUTH_TOKEN="):
+            return line.split("=", 1)[1].strip()
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(f"RASA_AUTH_TOKEN={token}\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+def web_service(settings: StackSettings, environ=os.environ, rasa_token: str = "") -> Service:
     """Widget assets, demo page and agent console (web/). Secrets come from the environment."""
     base = f"http://{settings.host}"
     env = {
         "WEB_HOST": settings.host,
         "WEB_PORT": str(settings.web_port),
         "RASA_URL": f"{base}:{settings.rasa_port}",
-        "PROGRESS_SERVICE_URL": f"{base}:{getattr(settings, 'progress_port', 8001)}",
+        "RASA_AUTH_TOKEN": rasa_token or environ.get("RASA_AUTH_TOKEN", ""),
+        "PROGRESS_SERVICE_URL": environ.get("PROGRESS_SERVICE_URL")
+        or f"{base}:{settings.progress_port}",
         "AGENT_DB": environ.get("AGENT_DB") or str(settings.state_dir / "agents.db"),
     }
     if not environ.get("WIDGET_SERVER_URL"):  # where the visitor's browser reaches Rasa

@@ -1,0 +1,63 @@
+"""action_fallback_ladder: what to do when the NLU is unsure (intent nlu_fallback).
+
+1st unclear message: "您是想问“A”，还是“B”？" with the two best guesses as buttons
+   (titles in knowledge/intents.yml) and "都不是" (-> the human route).
+2nd unclear message in a row: the human route, 12393 and the service window.
+
+Also config.yml's core fallback (the dialogue policies are unsure): then the user's
+message is reverted, as Rasa's default fallback does, so the bot waits for the next one.
+"""
+import logging
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet, UserUtteranceReverted
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.rendering import send
+from assistant.knowledge import get_knowledge
+
+logger = logging.getLogger(__name__)
+
+ASKED = "asked"
+HANDOFF_TEXT = "抱歉，我没弄明白。请拨打医保服务热线 12393，或到医保经办大厅窗口咨询。"
+
+
+def asked_on_previous_turn(events: List[Dict[Text, Any]]) -> bool:
+    """True when the bot's reply to the previous user message was the '您是想问' question."""
+    users = [index for index, event in enumerate(events) if event.get("event") == "user"]
+    if len(users) < 2:
+        return False
+    for event in events[users[-2]:users[-1]]:
+        if event.get("event") == "slot" and event.get("name") == "fallback_stage":
+            return event.get("value") == ASKED
+    return False
+
+
+class ActionFallbackLadder(Action):
+    def name(self) -> Text:
+        return "action_fallback_ladder"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        channel = tracker.get_latest_input_channel()
+        try:
+            kb = get_knowledge()
+        except Exception:  # noqa: BLE001
+            logger.exception("knowledge/ could not be loaded")
+            dispatcher.utter_message(text=HANDOFF_TEXT)
+            return []
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        # core fallback: forget the message the policies could not handle
+        reverted = [] if intent == "nlu_fallback" else [UserUtteranceReverted()]
+        if not asked_on_previous_turn(tracker.events):
+            ranking = (tracker.latest_message or {}).get("intent_ranking") or []
+            guesses = [entry.get("name") for entry in ranking if entry.get("name") != "nlu_fallback"]
+            question = kb.fallback_question(guesses)
+            if question is not None:
+                logger.info("fallback: asking between %s", [b["payload"] for b in question.buttons])
+                send(dispatcher, question, channel)
+                return reverted + [SlotSet("fallback_stage", ASKED)]
+        logger.info("fallback: human route")
+        send(dispatcher, kb.handoff(), channel)
+        return reverted + [SlotSet("fallback_stage", None)]

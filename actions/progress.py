@@ -1,0 +1,287 @@
+"""The application-progress lookup: form validation and the lookup itself.
+
+progress_form asks for application_no, then id_last4. Both slots use custom mappings
+filled here: the number from the regex entity (also in the first message) or, while it
+is being asked for, from any answer that contains digits; the suffix only while it is
+being asked for. Answers without digits ("要带哪些材料", "算了") are not taken, so the
+form lets other rules handle them. Replies live in actions/progress_replies.yml; this
+module picks one and fills its variables.
+"""
+import datetime as dt
+import functools
+import logging
+import pathlib
+import re
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+import yaml
+
+from actions import config
+from actions.progress_client import LookupResult, ProgressClient
+from assistant.textnorm import to_halfwidth
+from progress_service.formats import (
+    CHINA_TZ, STATUS_LABELS, normalize_application_no, normalize_id_last4,
+)
+
+logger = logging.getLogger(__name__)
+
+FORM = "progress_form"
+ID_LAST4_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
+FULL_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+DIGIT = re.compile(r"[0-9]")
+
+REPLIES_FILE = pathlib.Path(__file__).with_name("progress_replies.yml")
+
+# status code -> reply; each reply says what happens next for that status
+STATUS_REPLIES = {
+    "submitted": "submitted",
+    "accepted": "accepted",
+    "expert_review": "expert_review",
+    "need_more": "need_more",
+    "approved": "approved",
+    "rejected": "rejected",
+    "withdrawn": "withdrawn",
+}
+NOTE_FALLBACKS = {
+    "need_more": "具体要补充哪些材料，请查看短信、APP消息或小程序通知",
+    "rejected": "请查看短信、APP消息或小程序通知，或拨打 12393 咨询",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def replies() -> Dict[str, str]:
+    return yaml.safe_load(REPLIES_FILE.read_text(encoding="utf-8"))
+
+
+def reply_text(reply: str, **variables: Any) -> str:
+    text = replies()[reply].format_map({key: "" if value is None else value
+                                       for key, value in variables.items()})
+    return text.strip()
+
+
+def say(dispatcher: CollectingDispatcher, reply: str, **variables: Any) -> None:
+    dispatcher.utter_message(text=reply_text(reply, **variables))
+
+
+def _latest_text(tracker: Tracker) -> str:
+    return to_halfwidth((tracker.latest_message or {}).get("text") or "")
+
+
+def _attempts(tracker: Tracker) -> int:
+    try:
+        return int(tracker.get_slot("lookup_attempts") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _asking(tracker: Tracker, slot: str) -> bool:
+    return tracker.active_loop_name == FORM and tracker.get_slot("requested_slot") == slot
+
+
+def _day(value: Optional[str]) -> str:
+    if not value:
+        return ""
+    try:
+        day = dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return value
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _moment(value: Optional[str]) -> str:
+    if not value:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
+
+
+def _history_line(history: List[Dict[str, Any]]) -> str:
+    steps = []
+    for entry in history[-5:]:
+        try:
+            moment = dt.datetime.fromisoformat(entry.get("changed_at") or "")
+            when = f"{moment.month}月{moment.day}日"
+        except ValueError:
+            when = ""
+        label = entry.get("status_label") or STATUS_LABELS.get(entry.get("status"), "")
+        steps.append(f"{when} {label}".strip())
+    return "办理记录：" + " → ".join(steps) if steps else ""
+
+
+def status_reply(application: Dict[str, Any]) -> Dict[str, Any]:
+    """The response name and its variables for one found application."""
+    status = application.get("status")
+    note = (application.get("note") or "").strip().rstrip("。.；;") or NOTE_FALLBACKS.get(status, "")
+    reply = STATUS_REPLIES.get(status, "other")
+    if status == "approved" and not (application.get("valid_from") and application.get("valid_until")):
+        reply = "approved_no_dates"
+    return {
+        "reply": reply,
+        "name": application.get("applicant_name_masked") or "",
+        "disease": application.get("disease") or "门诊慢特病",
+        "status_label": application.get("status_label") or STATUS_LABELS.get(status, status or ""),
+        "updated": _moment(application.get("status_updated_at")),
+        "note": note,
+        "valid_from": _day(application.get("valid_from")),
+        "valid_until": _day(application.get("valid_until")),
+        "history": _history_line(application.get("history") or []),
+    }
+
+
+def retry_time(retry_after: int, now: Optional[dt.datetime] = None) -> Dict[str, str]:
+    now = now or dt.datetime.now(CHINA_TZ)
+    at = now + dt.timedelta(seconds=max(retry_after, 1))
+    minutes = max(1, -(-retry_after // 60))
+    return {"retry_time": f"{at:%H:%M}", "retry_minutes": str(minutes)}
+
+
+class ValidateProgressForm(FormValidationAction):
+    def __init__(self, pattern: Optional[str] = None, max_attempts: Optional[int] = None):
+        self.pattern = re.compile(pattern or config.PROGRESS_APPLICATION_NO_PATTERN)
+        self.max_attempts = max_attempts or config.PROGRESS_MAX_ATTEMPTS
+
+    def name(self) -> Text:
+        return "validate_progress_form"
+
+    # --- extraction (custom slot mappings) -----------------------------------------------
+    async def extract_application_no(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                     domain: DomainDict) -> Dict[Text, Any]:
+        entity = next(tracker.get_latest_entity_values("application_no"), None)
+        if entity:
+            return {"application_no": entity}
+        if _asking(tracker, "application_no") and DIGIT.search(_latest_text(tracker)):
+            return {"application_no": _latest_text(tracker)}  # an attempt; validation decides
+        return {}
+
+    async def extract_id_last4(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                               domain: DomainDict) -> Dict[Text, Any]:
+        if not _asking(tracker, "id_last4"):
+            return {}
+        if next(tracker.get_latest_entity_values("application_no"), None):
+            return {}  # the user gave (another) number instead
+        text = _latest_text(tracker)
+        full_id = FULL_ID_IN_TEXT.search(text)
+        if full_id:
+            return {"id_last4": full_id.group(0)[-4:]}
+        match = ID_LAST4_IN_TEXT.search(text)
+        if match:
+            return {"id_last4": match.group(0)}
+        if DIGIT.search(text):
+            return {"id_last4": text}
+        return {}
+
+    # --- validation -----------------------------------------------------------------------
+    def _failed(self, tracker: Tracker, slot: str, dispatcher: CollectingDispatcher,
+                reply: str) -> Dict[Text, Any]:
+        attempts = _attempts(tracker) + 1
+        if attempts >= self.max_attempts:
+            # stop asking: action_check_progress explains and offers the hotline
+            return {slot: None, "lookup_attempts": attempts, "requested_slot": None}
+        say(dispatcher, reply)
+        return {slot: None, "lookup_attempts": attempts}
+
+    async def validate_application_no(self, value: Any, dispatcher: CollectingDispatcher,
+                                      tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        number = normalize_application_no(value if isinstance(value, str) else "")
+        if number and self.pattern.match(number):
+            return {"application_no": number}
+        return self._failed(tracker, "application_no", dispatcher,
+                            "bad_application_no")
+
+    async def validate_id_last4(self, value: Any, dispatcher: CollectingDispatcher,
+                                tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        suffix = normalize_id_last4(value if isinstance(value, str) else "")
+        if suffix:
+            return {"id_last4": suffix}
+        return self._failed(tracker, "id_last4", dispatcher, "bad_id_last4")
+
+
+class ActionCheckProgress(Action):
+    def __init__(self, client: Optional[ProgressClient] = None, max_attempts: Optional[int] = None):
+        self.client = client or ProgressClient()
+        self.max_attempts = max_attempts or config.PROGRESS_MAX_ATTEMPTS
+
+    def name(self) -> Text:
+        return "action_check_progress"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        try:
+            return await self._run(dispatcher, tracker)
+        except Exception as error:  # an error here would make Rasa log the tracker
+            logger.error("progress lookup failed: %s", type(error).__name__)
+            say(dispatcher, "unavailable")
+            return [SlotSet("application_no", None), SlotSet("id_last4", None)]
+
+    async def _run(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
+        number = tracker.get_slot("application_no")
+        suffix = tracker.get_slot("id_last4")
+        attempts = _attempts(tracker)
+        # the number and suffix are used once and not kept in the conversation state
+        events: List[EventType] = [SlotSet("application_no", None), SlotSet("id_last4", None)]
+
+        if not number or not suffix:
+            if attempts >= self.max_attempts:
+                say(dispatcher, "too_many_attempts", attempts=attempts)
+                return events + [SlotSet("lookup_attempts", 0)]
+            return events
+
+        result: LookupResult = await self.client.lookup_async(number, suffix, tracker.sender_id)
+        if result.outcome == "found":
+            variables = status_reply(result.application or {})
+            say(dispatcher, variables.pop("reply"), **variables)
+            return events + [SlotSet("lookup_attempts", 0)]
+        if result.outcome == "locked":
+            say(dispatcher, "locked", **retry_time(result.retry_after))
+            return events + [SlotSet("lookup_attempts", 0)]
+        if result.outcome in ("no_match", "not_found", "invalid"):
+            attempts += 1
+            if attempts >= self.max_attempts:
+                say(dispatcher, "too_many_attempts", attempts=attempts)
+                return events + [SlotSet("lookup_attempts", 0)]
+            say(dispatcher, "no_match")
+            # ask again, from the number on
+            return events + [SlotSet("lookup_attempts", attempts), FollowupAction(FORM)]
+        say(dispatcher, "unavailable")
+        return events
+
+
+class ActionAskApplicationNo(Action):
+    def name(self) -> Text:
+        return "action_ask_application_no"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        say(dispatcher, "ask_application_no_again" if _attempts(tracker) else "ask_application_no")
+        return []
+
+
+class ActionAskIdLast4(Action):
+    def name(self) -> Text:
+        return "action_ask_id_last4"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        again = tracker.get_slot("requested_slot") == "id_last4" and _attempts(tracker)
+        say(dispatcher, "ask_id_last4_again" if again else "ask_id_last4")
+        return []
+
+
+class ActionProgressStopped(Action):
+    """The user quit the form: forget what was typed and say how to come back."""
+
+    def name(self) -> Text:
+        return "action_progress_stopped"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        say(dispatcher, "stopped")
+        return [SlotSet("application_no", None), SlotSet("id_last4", None),
+                SlotSet("lookup_attempts", 0)]

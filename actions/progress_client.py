@@ -1,0 +1,118 @@
+"""ProgressClient: the one client for the application-progress service.
+
+Every HTTP detail and every failure mode is mapped here to a small LookupResult
+(found / no_match / not_found / locked / invalid / unavailable); callers never see an
+exception. Base URL, key and timeout default to actions/config.py and can be passed in
+(tests use a loopback server). The async methods run the blocking request in a worker
+thread with an overall deadline, so the action server's event loop never waits on it.
+"""
+import asyncio
+import dataclasses
+import logging
+from typing import Any, Dict, Optional
+from urllib.parse import quote
+
+import requests
+
+from actions import config
+from progress_service.agent_tokens import issue_agent_token
+from progress_service.privacy import mask_application_no, sender_reference
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class LookupResult:
+    # found | no_match (public: unknown number or wrong suffix) | not_found (agent)
+    # | locked | invalid | unavailable
+    outcome: str
+    application: Optional[Dict[str, Any]] = None
+    retry_after: int = 0
+
+
+class ProgressClient:
+    def __init__(self, base_url: Optional[str] = None, api_key: Optional[str] = None,
+                 timeout: Optional[float] = None, agent_secret: Optional[str] = None):
+        self.base_url = (base_url or config.PROGRESS_SERVICE_URL).rstrip("/")
+        self.api_key = config.PROGRESS_API_KEY if api_key is None else api_key
+        self.timeout = config.PROGRESS_TIMEOUT_SECONDS if timeout is None else timeout
+        self.agent_secret = config.PROGRESS_AGENT_SECRET if agent_secret is None else agent_secret
+
+    # --- the one place that talks HTTP and maps its failures ------------------------------
+    def _get(self, application_no: str, headers: Dict[str, str]) -> LookupResult:
+        url = f"{self.base_url}/api/v1/applications/{quote(application_no, safe='')}"
+        masked = mask_application_no(application_no)
+        try:
+            response = requests.get(
+                url, headers={"X-API-Key": self.api_key or "", **headers},
+                timeout=(self.timeout, self.timeout),
+            )
+        except requests.RequestException as error:
+            logger.warning("progress service unreachable for %s: %s", masked, type(error).__name__)
+            return LookupResult("unavailable")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if response.status_code == 200 and body.get("status"):
+            return LookupResult("found", application=body)
+        if response.status_code == 404:
+            return LookupResult("not_found" if body.get("error") == "not_found" else "no_match")
+        if response.status_code == 429:
+            retry_after = body.get("retry_after") or response.headers.get("Retry-After") or 0
+            try:
+                retry_after = max(1, int(retry_after))
+            except (TypeError, ValueError):
+                retry_after = 0
+            return LookupResult("locked", retry_after=retry_after)
+        if response.status_code == 400:
+            return LookupResult("invalid")
+        if response.status_code in (401, 403):
+            logger.error("progress service refused our credentials (HTTP %s): check PROGRESS_API_KEY",
+                         response.status_code)
+        else:
+            logger.warning("progress service answered HTTP %s for %s", response.status_code, masked)
+        return LookupResult("unavailable")
+
+    # --- blocking API -----------------------------------------------------------------------
+    def lookup(self, application_no: str, id_last4: str, sender_id: str) -> LookupResult:
+        """Public lookup: the applicant proves the number with the ID card's last 4."""
+        return self._get(application_no, {
+            "X-Id-Last4": id_last4,
+            "X-Sender": sender_reference(sender_id),
+        })
+
+    def agent_lookup(self, application_no: str, agent_token: str) -> LookupResult:
+        """Hotline-agent lookup: no suffix check, full history; audited by the service."""
+        return self._get(application_no, {"X-Agent-Token": agent_token})
+
+    def agent_token(self, agent: str) -> str:
+        """A token for `agent`, signed with PROGRESS_AGENT_SECRET (for the agent console)."""
+        return issue_agent_token(agent, self.agent_secret, config.PROGRESS_AGENT_TOKEN_TTL_SECONDS)
+
+    def health(self) -> bool:
+        try:
+            return requests.get(f"{self.base_url}/health", timeout=self.timeout).ok
+        except requests.RequestException:
+            return False
+
+    # --- non-blocking API (for the action server) -------------------------------------------
+    async def _off_loop(self, function, *args) -> LookupResult:
+        try:
+            # a worker thread, and an overall deadline: a server that trickles its
+            # answer byte by byte cannot hold the conversation past the timeout
+            return await asyncio.wait_for(asyncio.to_thread(function, *args), self.timeout + 0.2)
+        except asyncio.TimeoutError:
+            logger.warning("progress service did not answer within %.1fs", self.timeout)
+            return LookupResult("unavailable")
+        except Exception as error:  # never let a lookup break the conversation
+            logger.error("progress lookup failed: %s", type(error).__name__)
+            return LookupResult("unavailable")
+
+    async def lookup_async(self, application_no: str, id_last4: str, sender_id: str) -> LookupResult:
+        return await self._off_loop(self.lookup, application_no, id_last4, sender_id)
+
+    async def agent_lookup_async(self, application_no: str, agent_token: str) -> LookupResult:
+        return await self._off_loop(self.agent_lookup, application_no, agent_token)

@@ -1,0 +1,204 @@
+"""HTTP API of the progress service (sanic). Run: python -m progress_service.app
+
+Endpoints (details in openapi.yaml, served at /openapi.json):
+  GET  /health
+  GET  /openapi.json
+  GET  /api/v1/applications/{application_no}          X-API-Key + (X-Id-Last4 | X-Agent-Token)
+  POST /api/v1/applications/{application_no}/status   X-API-Key = the agency's key
+Numbers, ID suffixes and names never reach the log: the access log is off and the
+service writes its own request line with the number masked.
+"""
+import asyncio
+import dataclasses
+import functools
+import hmac
+import json
+import logging
+import pathlib
+import re
+import sys
+import time
+from typing import Optional
+
+import yaml
+from sanic import Sanic
+from sanic.response import json as json_response
+
+from progress_service.agent_tokens import verify_agent_token
+from progress_service.db import make_engine
+from progress_service.formats import (
+    SANE_APPLICATION_NO, normalize_application_no, normalize_id_last4,
+)
+from progress_service.importer import check_fields
+from progress_service.privacy import mask_application_no
+from progress_service.store import ProgressStore
+
+logger = logging.getLogger("progress_service")
+OPENAPI_PATH = pathlib.Path(__file__).with_name("openapi.yaml")
+_NUMBER_IN_PATH = re.compile(r"(/applications/)([^/]+)")
+
+
+@dataclasses.dataclass
+class ServiceSettings:
+    database_url: str
+    api_key: str
+    agency_key: str
+    id_hash_key: str
+    agent_secret: str
+    max_failures: int = 5
+    window_seconds: int = 900
+    number_pattern: Optional[str] = None
+
+    @classmethod
+    def from_config(cls) -> "ServiceSettings":
+        from actions import config
+
+        return cls(
+            database_url=config.PROGRESS_DATABASE_URL,
+            api_key=config.PROGRESS_API_KEY,
+            agency_key=config.PROGRESS_AGENCY_KEY,
+            id_hash_key=config.PROGRESS_ID_HASH_KEY,
+            agent_secret=config.PROGRESS_AGENT_SECRET,
+            max_failures=config.PROGRESS_LOCKOUT_MAX_FAILURES,
+            window_seconds=config.PROGRESS_LOCKOUT_WINDOW_SECONDS,
+            number_pattern=config.PROGRESS_APPLICATION_NO_PATTERN,
+        )
+
+    def missing(self):
+        return [name for name in ("api_key", "agency_key", "id_hash_key", "agent_secret")
+                if not getattr(self, name)]
+
+
+def _key_matches(presented: Optional[str], expected: str) -> bool:
+    return bool(presented) and bool(expected) and hmac.compare_digest(
+        presented.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _error(status: int, code: str, message: str, **extra):
+    return json_response({"error": code, "message": message, **extra}, status=status)
+
+
+def create_app(settings: ServiceSettings, name: str = "progress_service",
+               configure_logging: bool = True) -> Sanic:
+    app = Sanic(name, configure_logging=configure_logging)
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    store = ProgressStore(
+        make_engine(settings.database_url), settings.id_hash_key,
+        max_failures=settings.max_failures, window_seconds=settings.window_seconds,
+    )
+    app.ctx.store = store
+    openapi = yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8"))
+
+    async def in_thread(function, *args):
+        # SQLAlchemy is blocking: keep it off the event loop.
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(function, *args))
+
+    @app.middleware("request")
+    async def start_timer(request):
+        request.ctx.started = time.monotonic()
+
+    @app.middleware("response")
+    async def log_request(request, response):
+        started = getattr(request.ctx, "started", time.monotonic())
+        path = _NUMBER_IN_PATH.sub(
+            lambda m: m.group(1) + mask_application_no(normalize_application_no(m.group(2))),
+            request.path)
+        logger.info("%s %s -> %s (%.0f ms)", request.method, path,
+                    response.status if response else "-", (time.monotonic() - started) * 1000)
+
+    @app.exception(Exception)
+    async def unexpected(request, exception):
+        status = getattr(exception, "status_code", 500) or 500
+        if status >= 500:
+            logger.error("internal error: %s", type(exception).__name__)
+            return _error(500, "internal", "服务内部错误")
+        return _error(status, "http_error", type(exception).__name__)
+
+    @app.get("/health")
+    async def health(request):
+        return json_response({"status": "ok"})
+
+    @app.get("/openapi.json")
+    async def openapi_document(request):
+        return json_response(openapi)
+
+    @app.get("/api/v1/applications/<application_no:str>")
+    async def get_application(request, application_no: str):
+        if not _key_matches(request.headers.get("x-api-key"), settings.api_key):
+            return _error(401, "unauthorized", "缺少或错误的 X-API-Key")
+        number = normalize_application_no(application_no)
+        if not SANE_APPLICATION_NO.match(number):
+            return _error(400, "bad_application_no", "申请编号格式不对")
+        agent_token = request.headers.get("x-agent-token")
+        if agent_token is not None:
+            agent = verify_agent_token(agent_token, settings.agent_secret)
+            if not agent:
+                logger.warning("rejected agent token for number %s", mask_application_no(number))
+                return _error(401, "bad_agent_token", "坐席凭证无效或已过期")
+            outcome = await in_thread(store.lookup_agent, number, agent)
+            if outcome.kind == "found":
+                return json_response({"mode": "agent", **outcome.application})
+            return _error(404, "not_found", "没有这个申请编号")
+        id_last4 = normalize_id_last4(request.headers.get("x-id-last4"))
+        if not id_last4:
+            return _error(400, "bad_id_last4", "X-Id-Last4 应为身份证号最后4位（数字或X）")
+        sender = request.headers.get("x-sender") or f"ip:{request.remote_addr or request.ip}"
+        outcome = await in_thread(store.lookup_public, number, id_last4, sender)
+        if outcome.kind == "locked":
+            response = _error(429, "locked", "验证失败次数过多，请稍后再试",
+                              retry_after=outcome.retry_after)
+            response.headers["Retry-After"] = str(outcome.retry_after)
+            return response
+        if outcome.kind == "no_match":
+            # the same answer for an unknown number and a wrong suffix
+            return _error(404, "no_match", "未查到与该编号和身份证后四位匹配的申请")
+        return json_response({"mode": "public", **outcome.application})
+
+    @app.post("/api/v1/applications/<application_no:str>/status")
+    async def push_status(request, application_no: str):
+        if not _key_matches(request.headers.get("x-api-key"), settings.agency_key):
+            return _error(401, "unauthorized", "缺少或错误的 X-API-Key（机构推送密钥）")
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "bad_json", "请求体不是 JSON")
+        if not isinstance(body, dict):
+            return _error(400, "bad_json", "请求体应为 JSON 对象")
+        body = {key: value for key, value in body.items() if value is not None}
+        body["application_no"] = application_no
+        if "status_updated_at" not in body:
+            from progress_service.formats import now_china
+
+            body["status_updated_at"] = now_china().isoformat(sep=" ")
+        record, errors, _warnings = check_fields(body, require_identity=False)
+        if errors:
+            return _error(400, "invalid", "；".join(errors), errors=errors)
+        try:
+            result = await in_thread(store.upsert, record, "push")
+        except KeyError:
+            return _error(404, "unknown_application",
+                          "没有这个申请编号；新申请需同时提供 id_last4 和 applicant_name")
+        return json_response(result)
+
+    return app
+
+
+def main() -> int:
+    from actions import config
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = ServiceSettings.from_config()
+    missing = settings.missing()
+    if missing:
+        print("progress service: set " + ", ".join("PROGRESS_" + m.upper() for m in missing)
+              + " (make run generates development values in .state/secrets.env)", file=sys.stderr)
+        return 2
+    app = create_app(settings, configure_logging=False)
+    app.run(host=config.PROGRESS_HOST, port=config.PROGRESS_PORT, access_log=False,
+            workers=1, motd=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Tables and engine. SQLAlchemy 1.4 Core (the version Rasa pins).
+
+SQLite by default, PostgreSQL by URL (PROGRESS_DATABASE_URL). The schema is created
+on start-up if missing. For PostgreSQL a schema other than `public` can be chosen in
+the URL: postgresql://user@host/db?options=-csearch_path%3Dmyschema
+"""
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+applications = sa.Table(
+    "progress_applications", metadata,
+    sa.Column("application_no", sa.String(64), primary_key=True),
+    # HMAC of (application_no, ID-card last 4); the suffix itself is never stored.
+    sa.Column("id_hash", sa.String(64), nullable=False),
+    sa.Column("applicant_name", sa.String(100), nullable=False),
+    sa.Column("disease", sa.String(200), nullable=False, default=""),
+    sa.Column("channel", sa.String(50), nullable=False, default=""),
+    sa.Column("submitted_at", sa.DateTime, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("status_updated_at", sa.DateTime, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("valid_from", sa.Date, nullable=True),
+    sa.Column("valid_until", sa.Date, nullable=True),
+)
+
+status_history = sa.Table(
+    "progress_status_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("application_no", sa.String(64),
+              sa.ForeignKey("progress_applications.application_no", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("changed_at", sa.DateTime, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("source", sa.String(20), nullable=False),  # import | push
+)
+
+# One row per failed verification; keys are keyed hashes of the number / the sender.
+failed_verifications = sa.Table(
+    "progress_failed_verifications", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(10), nullable=False),  # number | sender
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # unix time
+    sa.Index("ix_progress_failed_key_at", "scope", "key", "at"),
+)
+
+# Every agent-mode lookup. The number is kept masked plus as a keyed hash, so an
+# investigator holding PROGRESS_ID_HASH_KEY can check whether a given number was seen.
+agent_audit = sa.Table(
+    "progress_agent_audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("agent", sa.String(100), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("application_no_masked", sa.String(64), nullable=False),
+    sa.Column("application_no_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("outcome", sa.String(20), nullable=False),  # found | not_found
+)
+
+
+def make_engine(url: str) -> sa.engine.Engine:
+    kwargs = {"future": True, "pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        # the service runs queries in worker threads
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
+    engine = sa.create_engine(url, **kwargs)
+    metadata.create_all(engine)
+    return engine

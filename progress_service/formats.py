@@ -1,0 +1,92 @@
+"""Normalising and parsing what people and the agency's export write.
+
+No web framework and no database here: the actions, the importer and the service
+all use these functions, so a number means the same thing everywhere.
+"""
+import datetime as dt
+import re
+from typing import Optional
+
+from assistant.textnorm import to_halfwidth
+
+# code -> Chinese label, in the order an application usually moves through them.
+STATUS_LABELS = {
+    "submitted": "已提交",
+    "accepted": "已受理",
+    "expert_review": "专家审核中",
+    "need_more": "需补充材料",
+    "approved": "审核通过",
+    "rejected": "未通过",
+    "withdrawn": "已撤回",
+}
+_LABEL_TO_CODE = {label: code for code, label in STATUS_LABELS.items()}
+
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
+
+# What any number must look like for the service to bother looking it up. The bot
+# applies the stricter, configurable PROGRESS_APPLICATION_NO_PATTERN on top.
+SANE_APPLICATION_NO = re.compile(r"^[A-Z0-9]{4,64}$")
+ID_LAST4 = re.compile(r"^[0-9]{3}[0-9X]$")
+_SEPARATORS = re.compile(r"[\s\-_‐‑‒–—―−－]+")
+
+
+def normalize_application_no(text: Optional[str]) -> str:
+    """'ｎｃ-2025 0001２３' -> 'NC2025000123': half-width, no spaces or dashes, upper case."""
+    if not text:
+        return ""
+    return _SEPARATORS.sub("", to_halfwidth(str(text))).strip().upper()
+
+
+def normalize_id_last4(text: Optional[str]) -> str:
+    """'１２３ｘ' -> '123X'. Returns '' unless the result is 3 digits + a digit or X."""
+    if text is None:
+        return ""
+    value = _SEPARATORS.sub("", to_halfwidth(str(text))).strip().upper()
+    return value if ID_LAST4.match(value) else ""
+
+
+def normalize_status(text: Optional[str]) -> Optional[str]:
+    """Status code from a code ('need_more') or its Chinese label ('需补充材料')."""
+    value = (text or "").strip()
+    if value.lower() in STATUS_LABELS:
+        return value.lower()
+    return _LABEL_TO_CODE.get(value)
+
+
+_DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
+    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d",
+)
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d")
+
+
+def parse_datetime(text: Optional[str]) -> Optional[dt.datetime]:
+    """China local time, naive. Accepts Excel's 2025/3/1 9:05 as well as ISO forms."""
+    value = to_halfwidth((text or "").strip())
+    if not value:
+        return None
+    if value.endswith("+08:00"):
+        value = value[:-6]
+    for fmt in _DATETIME_FORMATS:
+        try:
+            return dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def parse_date(text: Optional[str]) -> Optional[dt.date]:
+    value = to_halfwidth((text or "").strip())
+    if not value:
+        return None
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def now_china() -> dt.datetime:
+    """Current China time, naive, to the second (how the agency's times are stored)."""
+    return dt.datetime.now(CHINA_TZ).replace(tzinfo=None, microsecond=0)

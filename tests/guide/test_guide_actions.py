@@ -1,0 +1,184 @@
+"""The guide's custom actions, run with a real rasa_sdk Tracker and CollectingDispatcher.
+
+`rasa test core` does not execute custom actions, so the texts users see are checked here.
+"""
+import asyncio
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.guide import ActionGuide, ActionGuideOfferResume, ActionGuideTroubleshoot
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+STEPS = ROOT / "knowledge" / "guide_steps.yml"
+
+
+class Conversation:
+    """Slots carried from turn to turn, as Rasa would after applying SlotSet events."""
+
+    def __init__(self, steps_file=STEPS, input_channel="web"):
+        self.slots = {}
+        self.input_channel = input_channel
+        self.guide = ActionGuide(steps_file)
+        self.troubleshoot = ActionGuideTroubleshoot(steps_file)
+        self.offer = ActionGuideOfferResume(steps_file)
+        self.messages = []
+        self.events = []
+        self.latest = {}
+
+    def user(self, text, intent, **entities):
+        self.latest = {
+            "text": text,
+            "intent": {"name": intent, "confidence": 1.0},
+            "entities": [{"entity": name, "value": value} for name, value in entities.items()],
+        }
+        return self
+
+    def run(self, action):
+        tracker = Tracker(
+            sender_id="guide-test",
+            slots=dict(self.slots),
+            latest_message=self.latest,
+            events=[{"event": "user", "text": self.latest.get("text"), "input_channel": self.input_channel}],
+            paused=False,
+            followup_action=None,
+            active_loop={},
+            latest_action_name="action_listen",
+        )
+        dispatcher = CollectingDispatcher()
+        self.events = asyncio.run(action.run(dispatcher, tracker, {}))
+        for event in self.events:
+            assert event["event"] == "slot"
+            self.slots[event["name"]] = event["value"]
+        self.messages = dispatcher.messages
+        return "\n".join(message.get("text") or "" for message in self.messages)
+
+    def say(self, text, intent, **entities):
+        return self.user(text, intent, **entities).run(self.guide)
+
+    @property
+    def buttons(self):
+        return [button for message in self.messages for button in message.get("buttons") or []]
+
+
+def test_walk_through_the_action_sets_slots_and_shows_buttons():
+    talk = Conversation()
+    talk.say("怎么申请", "start_guide")
+    assert [b["title"] for b in talk.buttons] == ["微信小程序", "四川医保APP", "去窗口办"]
+    assert talk.slots["guide_active"] is True and talk.slots["guide_awaiting"] == "channel"
+    talk.say("/inform_guide_channel", "inform_guide_channel", guide_channel="app")
+    text = talk.say("/inform_guide_for_whom", "inform_guide_for_whom", guide_for_whom="family")
+    assert "【四川医保APP·为家人申请】第1步 / 共8步" in text
+    assert talk.slots["guide_step"] == 1.0
+    assert [b["payload"] for b in talk.buttons] == ["/guide_next", "/guide_back", "/guide_stuck", "/guide_restart", "/stop"]
+    talk.say("下一步", "guide_next")
+    assert "第2步 / 共8步" in "\n".join(m["text"] for m in talk.messages)
+    assert [event["name"] for event in talk.events] == ["guide_step"]  # only what changed
+
+
+def test_interruption_then_resume_at_the_same_step():
+    talk = Conversation()
+    talk.say("教我在小程序上申请", "start_guide")
+    talk.say("给自己", "inform_guide_for_whom")
+    talk.say("第4步", "guide_goto")
+    # "诊断证明要盖章吗" is answered by the knowledge action; then the rule runs ours:
+    text = talk.user("诊断证明要盖章吗", "ask_materials").run(talk.offer)
+    assert text == "继续第4步吗？"
+    assert talk.buttons[0]["title"] == "继续第4步"
+    text = talk.say("继续", "guide_next")
+    assert "第4步 / 共8步" in text and "为自己申请" in text
+
+
+def test_stuck_at_face_recognition_through_the_action():
+    talk = Conversation()
+    talk.say("app上怎么办", "start_guide")
+    talk.say("给自己", "inform_guide_for_whom")
+    talk.say("下一步", "guide_next")
+    text = talk.user("刷脸刷不过去", "ask_real_name").run(talk.troubleshoot)
+    assert "人脸识别不通过" in text and "继续第2步吗？" in text
+    assert talk.slots["guide_awaiting"] == "resume"
+
+
+def test_editing_the_knowledge_file_changes_the_reply_without_code_changes(tmp_path):
+    document = yaml.safe_load(STEPS.read_text(encoding="utf-8"))
+    document["steps"]["window"][0]["title"] = "测试标题：先把材料备齐"
+    edited = tmp_path / "guide_steps.yml"
+    edited.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+    talk = Conversation(steps_file=edited)
+    talk.say("去窗口怎么办理", "start_guide")
+    text = talk.say("给自己", "inform_guide_for_whom")
+    assert "第1步 / 共4步：测试标题：先把材料备齐" in text
+
+    # the same running action picks up a later edit of the file
+    document["steps"]["window"][0]["text"] = "这是改过的第一步说明。"
+    time.sleep(0.01)
+    edited.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    os.utime(edited, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert "这是改过的第一步说明。" in talk.say("第1步", "guide_goto")
+
+
+def test_the_steps_file_can_be_chosen_with_GUIDE_STEPS_FILE(tmp_path):
+    document = yaml.safe_load(STEPS.read_text(encoding="utf-8"))
+    document["choose_channel"]["text"] = "环境变量指定的文件生效了"
+    edited = tmp_path / "other.yml"
+    edited.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    script = (
+        "import asyncio\n"
+        "from rasa_sdk import Tracker\n"
+        "from rasa_sdk.executor import CollectingDispatcher\n"
+        "from actions.guide import ActionGuide\n"
+        "t = Tracker('s', {}, {'text': '怎么申请', 'intent': {'name': 'start_guide'}, 'entities': []},"
+        " [], False, None, {}, 'action_listen')\n"
+        "d = CollectingDispatcher()\n"
+        "asyncio.run(ActionGuide().run(d, t, {}))\n"
+        "print(d.messages[0]['text'])\n"
+    )
+    env = dict(os.environ, GUIDE_STEPS_FILE=str(edited), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "环境变量指定的文件生效了" in out.stdout
+
+
+def test_a_broken_knowledge_file_gives_a_polite_answer_with_12393(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("channels: [this is: not valid", encoding="utf-8")
+    talk = Conversation(steps_file=broken)
+    text = talk.say("怎么申请", "start_guide")
+    assert "12393" in text
+    assert talk.slots["guide_active"] is False
+
+
+@pytest.mark.parametrize("input_channel,has_link", [("wechat", True), ("web", False), ("rest", False)])
+def test_miniprogram_link_only_on_wechat_and_only_when_configured(tmp_path, input_channel, has_link):
+    document = yaml.safe_load(STEPS.read_text(encoding="utf-8"))
+    document["miniprogram_link"].update(
+        appid="wx1234567890abcdef", path="pages/index/index", fallback_url="https://example.org/mzmtb"
+    )
+    configured = tmp_path / "configured.yml"
+    configured.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    talk = Conversation(steps_file=configured, input_channel=input_channel)
+    talk.say("教我在小程序上申请", "start_guide")
+    text = talk.say("给自己", "inform_guide_for_whom")
+    assert ('data-miniprogram-appid="wx1234567890abcdef"' in text) is has_link
+    assert "搜“四川医保公共服务平台”" in text  # the plain instruction is always there
+
+    plain = Conversation(input_channel=input_channel)  # the shipped file has no appid
+    plain.say("教我在小程序上申请", "start_guide")
+    assert "<a " not in plain.say("给自己", "inform_guide_for_whom")
+
+
+def test_the_action_server_registers_exactly_the_guide_actions():
+    from rasa_sdk.executor import ActionExecutor
+
+    executor = ActionExecutor()
+    executor.register_package("actions.guide")
+    names = {name for name in executor.actions if name.startswith("action_guide")}
+    assert names == {"action_guide", "action_guide_troubleshoot", "action_guide_offer_resume"}

@@ -1,0 +1,307 @@
+"""The walk as a state machine (no Rasa): navigation, interruptions, troubleshooting."""
+import pathlib
+
+import pytest
+
+from assistant import guide
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DATA = guide.load_guide(ROOT / "knowledge" / "guide_steps.yml")
+
+
+class Walk:
+    """Feeds turns through guide.handle like the action does, keeping the state."""
+
+    def __init__(self, wechat=False, data=DATA):
+        self.state = guide.GuideState()
+        self.wechat = wechat
+        self.data = data
+        self.replies = []
+
+    def say(self, intent, text="", **entities):
+        if intent == guide.STUCK or intent in ("ask_real_name", "ask_upload_quality"):
+            turn = guide.troubleshoot(self.data, text, self.state, self.wechat, intent=intent)
+        else:
+            turn = guide.handle(self.data, intent, text, self.state, entities, self.wechat)
+        self.state = turn.state
+        self.replies = turn.replies
+        return self.text
+
+    def answered_elsewhere(self):
+        """A knowledge question was answered; the guide offers to resume."""
+        turn = guide.offer_resume(self.data, self.state, "", self.wechat)
+        self.state, self.replies = turn.state, turn.replies
+        return self.text
+
+    @property
+    def text(self):
+        return "\n".join(reply.text for reply in self.replies)
+
+    @property
+    def buttons(self):
+        return [button for reply in self.replies for button in reply.buttons]
+
+    @property
+    def titles(self):
+        return [button["title"] for button in self.buttons]
+
+
+def test_without_a_channel_it_asks_with_three_choices_and_who_each_suits():
+    walk = Walk()
+    text = walk.say(guide.START, "怎么申请")
+    assert walk.titles == ["微信小程序", "四川医保APP", "去窗口办"]
+    assert "中老年人" in text and "不熟悉线上操作" in text and "家人" in text
+    assert walk.buttons[1]["payload"] == '/inform_guide_channel{"guide_channel":"app"}'
+
+
+@pytest.mark.parametrize(
+    "text,channel",
+    [("教我在小程序上申请", "miniprogram"), ("app上怎么办", "app"), ("APP上怎么办", "app"),
+     ("去窗口怎么办理", "window"), ("在微信上咋个弄", "miniprogram"), ("ＡＰＰ上怎麼辦", "app")],
+)
+def test_a_channel_named_in_the_request_is_used(text, channel):
+    walk = Walk()
+    walk.say(guide.START, text)
+    assert walk.state.channel == channel
+    assert walk.state.awaiting == guide.AWAIT_WHOM
+    assert "给自己申请，还是帮家人" in walk.text
+
+
+def test_channel_and_person_in_one_sentence_go_straight_to_step_one():
+    walk = Walk()
+    text = walk.say(guide.START, "教我在小程序上帮我妈申请")
+    assert "【微信小程序·为家人申请】第1步 / 共8步" in text
+    assert "四川医保公共服务平台" in text
+
+
+@pytest.mark.parametrize("channel,total", [("miniprogram", 8), ("app", 8), ("window", 4)])
+@pytest.mark.parametrize("whom", ["self", "family"])
+def test_full_walk_counts_steps_and_ends_with_progress_and_12393(channel, whom, total):
+    walk = Walk()
+    walk.say(guide.START, "怎么申请")
+    walk.say(guide.INFORM_CHANNEL, "", guide_channel=channel)
+    walk.say(guide.INFORM_WHOM, "", guide_for_whom=whom)
+    for number in range(1, total + 1):
+        assert f"第{number}步 / 共{total}步" in walk.text
+        # same buttons in the same order on every step: WeChat numbers them, "1" is "next"
+        assert [b["payload"] for b in walk.buttons] == [
+            "/guide_next", "/guide_back", "/guide_stuck", "/guide_restart", "/stop"]
+        walk.say(guide.NEXT, "下一步")
+    assert "12393" in walk.text
+    assert walk.buttons[0] == {"title": "查申请进度", "payload": "/check_progress"}
+    assert walk.state.active is False
+
+
+def test_back_jump_restart_and_exit():
+    walk = Walk()
+    walk.say(guide.START, "app上怎么办")
+    walk.say(guide.INFORM_WHOM, "本人")
+    walk.say(guide.NEXT, "下一步")
+    assert "第2步 / 共8步" in walk.text
+    walk.say(guide.BACK, "上一步")
+    assert "第1步 / 共8步" in walk.text
+    walk.say(guide.BACK, "上一步")
+    assert "已经是第一步了" in walk.text and "第1步 / 共8步" in walk.text
+    walk.say(guide.GOTO, "第6步")
+    assert "第6步 / 共8步" in walk.text and "分项上传材料" in walk.text
+    walk.say(guide.GOTO, "跳到第三步")
+    assert "第3步 / 共8步" in walk.text and "特殊病种申请" in walk.text
+    walk.say(guide.GOTO, "第12步")
+    assert "请说第1到第8步" in walk.text and walk.state.step == 3
+    walk.say(guide.RESTART, "重新开始")
+    assert walk.state == guide.GuideState(active=True, awaiting=guide.AWAIT_CHANNEL)
+    assert len(walk.buttons) == 3
+    walk.say(guide.INFORM_CHANNEL, "窗口")
+    walk.say(guide.INFORM_WHOM, "帮我爸")
+    assert "【医保经办窗口·为家人申请】第1步 / 共4步" in walk.text
+    walk.say(guide.NEXT, "好了")
+    assert "12393" in walk.text  # family at the window: what a proxy needs is not in the guide
+    walk.say(guide.STOP, "退出")
+    assert walk.state.active is False and walk.state.step == 2
+    assert "第2步" in walk.text and "继续" in walk.text
+
+
+def test_coming_back_later_resumes_where_they_left_off():
+    walk = Walk()
+    walk.say(guide.START, "教我在小程序上申请")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.say(guide.GOTO, "第5步")
+    walk.say(guide.STOP, "退出")
+    text = walk.say(guide.START, "怎么申请")
+    assert "接着上次的第5步" in text and "第5步 / 共8步" in text
+    walk.say(guide.STOP, "算了")
+    assert "第6步 / 共8步" not in walk.say(guide.NEXT, "继续")  # resume shows the same step
+    assert "第5步 / 共8步" in walk.text
+
+
+def test_after_finishing_asking_again_starts_from_the_channel_choice():
+    walk = Walk()
+    walk.say(guide.START, "去窗口怎么办理")
+    walk.say(guide.INFORM_WHOM, "自己")
+    for _ in range(4):
+        walk.say(guide.NEXT)
+    walk.say(guide.START, "怎么申请")
+    assert walk.state.awaiting == guide.AWAIT_CHANNEL
+
+
+def test_naming_another_channel_mid_walk_switches_to_its_first_step():
+    walk = Walk()
+    walk.say(guide.START, "教我在小程序上申请")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.say(guide.GOTO, "第4步")
+    walk.say(guide.INFORM_CHANNEL, "还是用app吧")
+    assert "【四川医保APP·本人申请】第1步 / 共8步" in walk.text
+
+
+def test_question_mid_walk_then_continue_at_the_same_step():
+    walk = Walk()
+    walk.say(guide.START, "app上怎么办")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.say(guide.GOTO, "第4步")
+    text = walk.answered_elsewhere()  # "诊断证明要盖章吗" answered by the knowledge part
+    assert text == "继续第4步吗？"
+    assert walk.buttons[0] == {"title": "继续第4步", "payload": '/guide_goto{"step_number":"4"}'}
+    for intent in (guide.NEXT, guide.AFFIRM):
+        walk.answered_elsewhere()
+        walk.say(intent, "继续")
+        assert "第4步 / 共8步" in walk.text
+    walk.say(guide.NEXT, "下一步")
+    assert "第5步 / 共8步" in walk.text
+
+
+def test_declining_to_resume_pauses_at_that_step():
+    walk = Walk()
+    walk.say(guide.START, "app上怎么办")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.answered_elsewhere()
+    walk.say(guide.DENY, "不用了")
+    assert walk.state.active is False and "先停在" in walk.text and "第1步" in walk.text
+
+
+@pytest.mark.parametrize("text", ["人脸识别不过", "刷脸刷不过去", "活体检测一直失败"])
+def test_stuck_at_face_recognition_gets_the_step_advice_and_an_offer_to_continue(text):
+    walk = Walk()
+    walk.say(guide.START, "教我在小程序上申请")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.say(guide.NEXT, "下一步")
+    reply = walk.say("ask_real_name", text)
+    assert "第2步“注册登录、实名认证”" in reply
+    assert "光线" in reply and "医保电子凭证" in reply and "12393" in reply
+    assert reply.endswith("继续第2步吗？")
+    walk.say(guide.AFFIRM, "好的")
+    assert "第2步 / 共8步" in walk.text
+
+
+def test_face_problem_on_a_later_step_points_to_the_step_where_it_happens():
+    walk = Walk()
+    walk.say(guide.START, "app上怎么办")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.say(guide.GOTO, "第6步")
+    reply = walk.say(guide.STUCK, "人脸识别不过")
+    assert "通常出现在第2步" in reply and reply.endswith("继续第6步吗？")
+
+
+def test_stuck_without_details_lists_this_steps_problems():
+    walk = Walk()
+    walk.say(guide.START, "教我在小程序上申请")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.say(guide.GOTO, "第6步")
+    reply = walk.say(guide.STUCK, "卡住了")
+    assert "照片太模糊" in reply and "彩色扫描件或高清照片" in reply
+
+
+def test_stuck_where_the_guide_has_no_advice_points_to_12393():
+    walk = Walk()
+    walk.say(guide.START, "去窗口怎么办理")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    reply = walk.say(guide.STUCK, "人脸识别不过")
+    assert "12393" in reply and reply.endswith("继续第1步吗？")
+
+
+def test_stuck_before_any_walk_offers_to_start_one():
+    walk = Walk()
+    reply = walk.say(guide.STUCK, "卡住了")
+    assert "怎么申请" in reply and walk.buttons[0]["payload"] == "/start_guide"
+
+
+@pytest.mark.parametrize(
+    "text,number",
+    [("第3步", 3), ("跳到第 5 步", 5), ("第三步", 3), ("第十步", 10), ("第８步", 8), ("两", 2), ("没有数字", None)],
+)
+def test_step_numbers_in_words_and_digits(text, number):
+    assert guide.parse_step_number(text) == number
+
+
+@pytest.mark.parametrize(
+    "text,whom",
+    [("给自己", "self"), ("本人", "self"), ("帮我妈", "family"), ("我自己帮我爸弄", "family"),
+     ("为他人申请", "family"), ("随便", None)],
+)
+def test_who_the_application_is_for(text, whom):
+    assert DATA.parse_whom(text) == whom
+
+
+def test_slots_round_trip_and_stale_steps_are_dropped():
+    state = guide.GuideState(channel="window", for_whom="self", step=3, active=True, awaiting="resume")
+    assert guide.GuideState.from_slots(state.to_slots(), DATA) == state
+    stale = dict(state.to_slots(), guide_step=9.0)  # the file lost steps since
+    assert guide.GuideState.from_slots(stale, DATA).step is None
+
+
+def test_wechat_gets_a_miniprogram_link_only_when_configured():
+    import copy
+
+    document = copy.deepcopy(DATA.doc)
+    state = guide.GuideState(channel="miniprogram", for_whom="self", step=1, active=True)
+    plain = guide.Renderer(guide.GuideData(document), wechat=True).step(state).text
+    assert "<a " not in plain and "搜“四川医保公共服务平台”" in plain
+
+    document["miniprogram_link"] = {
+        "appid": "wx0000000000000000",
+        "path": "pages/index/index",
+        "fallback_url": "https://example.org/mzmtb",
+    }
+    configured = guide.GuideData(document)
+    wechat = guide.Renderer(configured, wechat=True).step(state).text
+    assert (
+        '<a href="https://example.org/mzmtb" data-miniprogram-appid="wx0000000000000000" '
+        'data-miniprogram-path="pages/index/index">打开小程序</a>'
+    ) in wechat
+    web = guide.Renderer(configured, wechat=False).step(state).text
+    assert "<a " not in web
+    # only the step that opens the mini program carries the link
+    later = guide.GuideState(channel="miniprogram", for_whom="self", step=2, active=True)
+    assert "<a " not in guide.Renderer(configured, wechat=True).step(later).text
+    # an http (not https) fallback is not accepted
+    document["miniprogram_link"]["fallback_url"] = "http://example.org"
+    assert "<a " not in guide.Renderer(guide.GuideData(document), wechat=True).step(state).text
+
+
+def test_broken_data_is_reported_with_the_file_name():
+    with pytest.raises(guide.GuideDataError, match="unknown problem"):
+        guide.GuideData(
+            {"channels": {"app": {}}, "steps": {"app": [{"title": "t", "text": "x", "problems": ["nope"]}]}},
+            source="x.yml",
+        )
+
+
+def test_a_real_name_question_without_face_words_still_gets_the_face_advice():
+    walk = Walk()
+    walk.say(guide.START, "教我在小程序上申请")
+    walk.say(guide.INFORM_WHOM, "给自己")
+    walk.say(guide.GOTO, "第6步")  # the upload step: its own problem is blurry photos
+    reply = walk.say("ask_real_name", "一直提示认证失败了")
+    assert "人脸识别不通过" in reply and "照片太模糊" not in reply
+
+
+def test_a_question_that_also_answers_the_pending_choice_moves_on():
+    walk = Walk()
+    walk.say(guide.START, "app上怎么办")
+    assert walk.state.awaiting == guide.AWAIT_WHOM
+    # "能替我妈申请吗" is answered by the knowledge part, then the guide continues:
+    turn = guide.offer_resume(DATA, walk.state, "能替我妈申请吗")
+    assert "【四川医保APP·为家人申请】第1步 / 共8步" in turn.replies[0].text
+    assert turn.state.for_whom == "family" and turn.state.step == 1
+    # a question that does not answer it gets the plain offer
+    turn = guide.offer_resume(DATA, walk.state, "要带哪些材料")
+    assert turn.replies[0].text == "要接着看申请步骤吗？"

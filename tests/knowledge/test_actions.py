@@ -1,0 +1,145 @@
+"""The answering and fallback actions, driven with the trackers Rasa would send."""
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.answers import ActionAnswerTopic
+from actions.fallback import ActionFallbackLadder
+
+
+def user_event(text, intent, channel="rest", entities=(), ranking=()):
+    return {
+        "event": "user", "text": text, "input_channel": channel,
+        "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": list(entities),
+                       "intent_ranking": list(ranking), "text": text},
+    }
+
+
+def tracker(text, intent, *, slots=None, entities=(), channel="rest", ranking=(), history=()):
+    latest = user_event(text, intent, channel, entities, ranking)
+    return Tracker(
+        sender_id="test", slots=dict(slots or {}), latest_message=latest["parse_data"],
+        events=[*history, latest], paused=False, followup_action=None,
+        active_loop={}, latest_action_name="action_listen",
+    )
+
+
+def disease(value, start=0):
+    return {"entity": "disease", "value": value, "start": start, "end": start + len(value)}
+
+
+def run(action, tracker_):
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker_, {})
+    return dispatcher.messages, events
+
+
+def text_of(messages):
+    return "\n".join(message.get("text") or "" for message in messages)
+
+
+def slot_events(events):
+    return {event["name"]: event["value"] for event in events if event.get("event") == "slot"}
+
+
+def test_disease_question_answers_the_canonical_disease():
+    messages, events = run(ActionAnswerTopic(), tracker("血压高能办吗", "ask_disease_coverage",
+                                                        entities=[disease("高血压")]))
+    assert "「高血压」" in text_of(messages)
+    assert slot_events(events)["knowledge_topic"] == "disease_coverage"
+
+
+def test_follow_up_materials_use_the_remembered_disease():
+    messages, _ = run(ActionAnswerTopic(), tracker("那要什么材料", "ask_materials",
+                                                   slots={"disease": ["高血压"]}))
+    assert "申请「高血压」" in text_of(messages)
+    assert "诊断证明书" in text_of(messages)
+
+
+def test_that_disease_then_continues_the_previous_question():
+    messages, events = run(ActionAnswerTopic(), tracker(
+        "那糖尿病呢", "inform_disease", entities=[disease("糖尿病", 1)],
+        slots={"disease": ["糖尿病"], "knowledge_topic": "materials"}))
+    assert "申请「糖尿病」" in text_of(messages)
+    assert slot_events(events)["knowledge_topic"] == "materials"
+
+
+def test_several_diseases_in_one_message_are_each_answered():
+    messages, _ = run(ActionAnswerTopic(), tracker(
+        "高血压和冠心病都能办吗", "ask_disease_coverage",
+        entities=[disease("冠心病", 4), disease("高血压", 0)]))
+    text = text_of(messages)
+    assert text.index("「高血压」") < text.index("「冠心病」")
+    assert "1. " in text and "2. " in text
+
+
+def test_unknown_disease_is_not_confused_with_the_previous_one():
+    messages, events = run(ActionAnswerTopic(), tracker(
+        "我妈得了白癜风能办不", "ask_disease_coverage", slots={"disease": ["高血压"]}))
+    text = text_of(messages)
+    assert "“白癜风”不在我知道的病种里" in text and "12393" in text
+    assert "高血压" not in text
+    assert slot_events(events)["disease"] is None
+
+
+def test_general_materials_without_any_disease():
+    messages, _ = run(ActionAnswerTopic(), tracker("材料", "ask_materials"))
+    text = text_of(messages)
+    assert text.startswith("申请一般要准备")
+    assert "南充市门诊慢特病病种待遇认定申请表" in text
+
+
+def test_buttons_on_the_web_and_typed_suggestions_on_text_only_channels():
+    web, _ = run(ActionAnswerTopic(), tracker("在哪里申请", "ask_channel", channel="socketio"))
+    assert web[-1]["buttons"] and all(len(b["title"]) <= 10 for b in web[-1]["buttons"])
+    plain, _ = run(ActionAnswerTopic(), tracker("在哪里申请", "ask_channel", channel="cmdline"))
+    assert not plain[-1]["buttons"]
+    assert "您可以接着问：“手机上怎么申请”" in plain[-1]["text"]
+
+
+def test_unverified_topic_carries_the_caveat_and_verified_does_not():
+    unverified, _ = run(ActionAnswerTopic(), tracker("人脸识别不过", "ask_real_name"))
+    assert "以南充市医保部门最新官方指引为准，可拨打 12393" in text_of(unverified)
+    verified, _ = run(ActionAnswerTopic(), tracker("谁能申请", "ask_eligibility"))
+    assert "以南充市医保部门最新官方指引为准" not in text_of(verified)
+
+
+RANKING = [{"name": "nlu_fallback", "confidence": 0.55}, {"name": "affirm", "confidence": 0.4},
+           {"name": "ask_materials", "confidence": 0.3}, {"name": "ask_channel", "confidence": 0.2}]
+
+
+def test_fallback_first_asks_between_the_two_best_guesses():
+    messages, events = run(ActionFallbackLadder(), tracker("那个东西", "nlu_fallback", ranking=RANKING))
+    assert "您是想问“要准备哪些材料”，还是“在哪里申请”" in messages[0]["text"]
+    assert [b["payload"] for b in messages[0]["buttons"]] == ["/ask_materials", "/ask_channel", "/ask_human"]
+    assert slot_events(events)["fallback_stage"] == "asked"
+
+
+def test_fallback_twice_in_a_row_offers_the_human_route():
+    history = [
+        user_event("那个东西", "nlu_fallback", ranking=RANKING),
+        {"event": "action", "name": "action_fallback_ladder"},
+        {"event": "slot", "name": "fallback_stage", "value": "asked"},
+        {"event": "action", "name": "action_listen"},
+    ]
+    messages, events = run(ActionFallbackLadder(), tracker("就是那个", "nlu_fallback",
+                                                           ranking=RANKING, history=history))
+    assert "12393" in messages[0]["text"] and "医保经办大厅" in messages[0]["text"]
+    assert "您是想问" not in messages[0]["text"]
+    assert slot_events(events)["fallback_stage"] is None
+
+
+def test_fallback_after_an_answered_question_starts_again_with_the_question():
+    history = [
+        user_event("那个东西", "nlu_fallback", ranking=RANKING),
+        {"event": "slot", "name": "fallback_stage", "value": "asked"},
+        user_event("/ask_materials", "ask_materials"),
+        {"event": "action", "name": "action_answer_topic"},
+    ]
+    messages, _ = run(ActionFallbackLadder(), tracker("嗯", "nlu_fallback", ranking=RANKING, history=history))
+    assert "您是想问" in messages[0]["text"]
+
+
+def test_dialogue_fallback_reverts_the_message():
+    _, events = run(ActionFallbackLadder(), tracker("要得", "affirm", ranking=[
+        {"name": "affirm", "confidence": 0.9}, {"name": "ask_materials", "confidence": 0.05}]))
+    assert events[0]["event"] == "rewind"

@@ -1,0 +1,195 @@
+"""knowledge/ as an operator edits it: validation, rendering, reloading. No Rasa needed."""
+import pathlib
+import re
+import shutil
+import time
+
+import pytest
+import yaml
+
+from assistant.knowledge import (
+    KnowledgeBase,
+    disease_like_phrases,
+    get_knowledge,
+    validate,
+    visible_length,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KNOWLEDGE = ROOT / "knowledge"
+CAVEAT = "以南充市医保部门最新官方指引为准"
+
+
+@pytest.fixture()
+def kb():
+    return KnowledgeBase.load(KNOWLEDGE)
+
+
+@pytest.fixture()
+def editable(tmp_path):
+    """A copy of knowledge/ an individual test may break."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, target)
+    return target
+
+
+def edit(directory: pathlib.Path, name: str, change) -> None:
+    path = directory / name
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(document)
+    path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def errors_for(directory: pathlib.Path):
+    return [p for p in validate(KnowledgeBase.load(directory), ROOT / "domain") if p.startswith("ERROR")]
+
+
+def test_the_shipped_knowledge_is_valid(kb):
+    assert [p for p in validate(kb, ROOT / "domain") if p.startswith("ERROR")] == []
+
+
+def test_every_entry_names_a_known_source_and_verified_flag(kb):
+    entries = list(kb.topics.values()) + kb.channels + [kb.contacts["hotline"], kb.contacts["window"]]
+    entries += (yaml.safe_load((KNOWLEDGE / "diseases.yml").read_text(encoding="utf-8")))["diseases"]
+    for entry in entries:
+        assert entry["source"] in kb.sources
+        assert isinstance(entry["verified"], bool)
+
+
+def test_alias_claimed_by_two_diseases_is_rejected(editable):
+    edit(editable, "diseases.yml", lambda d: d["diseases"][1]["aliases"].append("血压高"))
+    assert any("血压高" in e and "more than one" in e for e in errors_for(editable))
+
+
+def test_unknown_source_id_is_rejected(editable):
+    def change(document):
+        document["topics"]["materials"]["source"] = "some_blog"
+    edit(editable, "topics.yml", change)
+    assert any("some_blog" in e for e in errors_for(editable))
+
+
+def test_missing_verified_flag_is_rejected(editable):
+    edit(editable, "diseases.yml", lambda d: d["diseases"][0].pop("verified"))
+    assert any("高血压" in e and "verified" in e for e in errors_for(editable))
+
+
+def test_topic_without_an_intent_and_intent_without_a_topic_are_rejected(editable):
+    def change(document):
+        document["topics"]["orphan"] = {"answer": "孤儿", "source": "guide", "verified": True}
+    edit(editable, "topics.yml", change)
+    edit(editable, "intents.yml", lambda d: d["intents"].update({"ask_materials": {"topic": "nope", "title": "材料"}}))
+    errors = errors_for(editable)
+    assert any("orphan" in e for e in errors)
+    assert any("ask_materials" in e and "nope" in e for e in errors)
+
+
+def test_too_long_answer_and_unknown_placeholder_are_rejected(editable):
+    def change(document):
+        document["topics"]["eligibility"]["answer"] = "很长的回答" * 70
+        document["topics"]["rejected"]["answer"] = "请拨打 {hotlne}"
+    edit(editable, "topics.yml", change)
+    errors = errors_for(editable)
+    assert any("rejected" in e and "hotlne" in e for e in errors)
+    edit(editable, "topics.yml", lambda d: d["topics"]["rejected"].update({"answer": "请拨打 {hotline}"}))
+    assert any("eligibility" in e and "characters" in e for e in errors_for(editable))
+
+
+def test_every_message_is_short_enough_for_older_readers(kb):
+    everything = [d.name for d in kb.diseases]
+    for topic in kb.topics:
+        for answer in (kb.answer_topic(topic), kb.answer_topic(topic, everything[:4], ["白癜风"])):
+            for message in answer.messages:
+                assert visible_length(message) <= 300, (topic, message)
+
+
+def test_caveat_only_on_unverified_topics(kb):
+    for topic_id, topic in kb.topics.items():
+        text = "\n".join(kb.answer_topic(topic_id).messages)
+        assert (CAVEAT in text) == (not topic["verified"]), topic_id
+        assert "12393" in kb.caveat()
+
+
+def test_no_invented_numbers_in_answers(kb):
+    """Ratios, limits and time limits are not in the sources: no % or amounts or day counts."""
+    for topic_id in kb.topics:
+        text = "\n".join(kb.answer_topic(topic_id, ["高血压"]).messages)
+        assert not re.search(r"\d+\s*(%|％|元|天|个工作日|年|月)", text), (topic_id, text)
+    reimbursement = "\n".join(kb.answer_topic("reimbursement").messages)
+    assert "以南充市医保部门最新官方规定为准" in reimbursement and "12393" in reimbursement
+
+
+def test_verified_and_unverified_diseases_are_phrased_differently(kb):
+    confirmed = "\n".join(kb.answer_topic("disease_coverage", ["高血压"]).messages)
+    assert "「高血压」是国家公布的门诊慢特病病种之一" in confirmed
+    unconfirmed = "\n".join(kb.answer_topic("disease_coverage", ["冠心病"]).messages)
+    assert "没能核实" in unconfirmed and "以官方目录为准" in unconfirmed
+
+
+def test_several_diseases_are_each_answered(kb):
+    text = "\n".join(kb.answer_topic("disease_coverage", ["高血压", "冠心病"], ["白癜风"]).messages)
+    assert "1. 「高血压」" in text and "2. 「冠心病」" in text and "3. “白癜风”不在我知道的病种里" in text
+
+
+def test_unknown_disease_points_to_the_official_list_and_12393(kb):
+    text = "\n".join(kb.answer_topic("disease_coverage", [], ["白癜风"]).messages)
+    assert "“白癜风”不在我知道的病种里" in text and "12393" in text
+
+
+def test_disease_materials_include_the_general_list(kb):
+    text = "\n".join(kb.answer_topic("materials", ["糖尿病"]).messages)
+    assert "申请「糖尿病」" in text
+    for item in kb.topics["materials"]["items"]:
+        assert item in text
+
+
+def test_aliases_map_to_canonical_names(kb):
+    assert kb.canonical("血压高") == "高血压"
+    assert kb.canonical("高血糖") == "糖尿病"
+    assert kb.canonical("透析") == "尿毒症透析"
+    assert kb.canonical("高血壓") == "高血压"  # traditional input is normalised first
+    assert kb.canonical("白癜风") is None
+
+
+def test_longest_name_wins_when_recognising_in_text(kb):
+    assert kb.recognise_diseases("尿毒症透析要什么材料") == ["尿毒症透析"]
+    assert kb.recognise_diseases("我血糖高，还有血压高") == ["糖尿病", "高血压"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("我妈得了白癜风能办不", ["白癜风"]),
+        ("我屋头老汉儿有痛风可以申请慢特病不", ["痛风"]),
+        ("那这个病能报不", []),
+        ("哪些病可以办", []),
+        ("我妈能不能申请", []),
+        ("門診慢特病要什麼材料", []),
+    ],
+)
+def test_disease_like_phrases(text, expected):
+    assert disease_like_phrases(text) == expected
+
+
+def test_operator_edit_shows_up_without_restart_and_broken_edit_keeps_last_good(editable):
+    first = get_knowledge(editable)
+    assert "补一句测试" not in first.answer_topic("human").messages[0]
+
+    def change(document):
+        document["topics"]["human"]["answer"] += "\n补一句测试。"
+    time.sleep(0.01)
+    edit(editable, "topics.yml", change)
+    assert "补一句测试" in get_knowledge(editable).answer_topic("human").messages[0]
+
+    (editable / "topics.yml").write_text("topics: [unclosed", encoding="utf-8")
+    still = get_knowledge(editable)
+    assert "补一句测试" in still.answer_topic("human").messages[0]
+
+
+def test_fallback_question_offers_two_titled_guesses_and_a_human_route(kb):
+    answer = kb.fallback_question(["nlu_fallback", "greet", "ask_materials", "ask_channel", "ask_human"])
+    assert "您是想问" in answer.messages[0]
+    assert [b["payload"] for b in answer.buttons] == ["/ask_materials", "/ask_channel", "/ask_human"]
+    assert answer.buttons[-1]["title"] == "都不是"
+    assert kb.fallback_question(["greet", "thanks"]) is None
+    handoff = kb.handoff().messages[0]
+    assert "12393" in handoff and "医保经办大厅" in handoff

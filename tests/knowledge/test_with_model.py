@@ -1,0 +1,80 @@
+"""Through the trained model: every disease name is recognised, and whole conversations
+through the real stack (Rasa + action server) answer from knowledge/."""
+import asyncio
+import pathlib
+
+import pytest
+
+from assistant.knowledge import KnowledgeBase, visible_length
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KB = KnowledgeBase.load(ROOT / "knowledge")
+NAMES = [(name, disease.name) for disease in KB.diseases for name in (disease.name, *disease.aliases)]
+
+
+@pytest.fixture(scope="module")
+def parse(trained_model):
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(trained_model))
+    loop = asyncio.new_event_loop()
+    yield lambda text: loop.run_until_complete(agent.parse_message(text))
+    loop.close()
+
+
+@pytest.mark.parametrize("name, canonical", NAMES, ids=[name for name, _ in NAMES])
+def test_every_disease_name_is_recognised_and_mapped(parse, name, canonical):
+    result = parse(f"我家老人是{name}，能申请门诊慢特病吗")
+    values = {entity["value"] for entity in result["entities"] if entity["entity"] == "disease"}
+    assert values == {canonical}
+
+
+def test_traditional_and_full_width_input_finds_the_disease(parse):
+    result = parse("我屋頭老漢兒血壓高，能辦門診慢特病嗎？")
+    assert [e["value"] for e in result["entities"] if e["entity"] == "disease"] == ["高血压"]
+    assert result["intent"]["name"] == "ask_disease_coverage"
+
+
+def say(stack, sender, text):
+    messages = stack.say(sender, text)
+    for message in messages:
+        assert visible_length(message.get("text") or "") <= 300, message
+    return "\n".join(message.get("text") or "" for message in messages)
+
+
+def test_follow_up_questions_keep_the_disease(running_stack):
+    first = say(running_stack, "kb-follow", "高血压能办吗")
+    assert "「高血压」是国家公布的门诊慢特病病种之一" in first
+    second = say(running_stack, "kb-follow", "那要什么材料")
+    assert "申请「高血压」" in second and "诊断证明书" in second
+    third = say(running_stack, "kb-follow", "那糖尿病呢")
+    assert "申请「糖尿病」" in third
+
+
+def test_several_diseases_in_one_message(running_stack):
+    reply = say(running_stack, "kb-several", "血压高和冠心病都能办不")
+    assert "「高血压」" in reply and "「冠心病」" in reply
+    assert "没能核实" in reply  # 冠心病 is not confirmed for 南充
+
+
+def test_disease_outside_the_catalogue(running_stack):
+    reply = say(running_stack, "kb-unknown", "白癜风能办慢特病吗")
+    assert "“白癜风”不在我知道的病种里" in reply and "12393" in reply
+
+
+def test_numbers_the_sources_do_not_give_are_not_invented(running_stack):
+    reply = say(running_stack, "kb-ratio", "報銷比例是多少")
+    assert "没有可靠来源" in reply and "12393" in reply
+    assert "%" not in reply
+
+
+def test_human_route(running_stack):
+    reply = say(running_stack, "kb-human", "转人工")
+    assert "12393" in reply and "医保经办大厅" in reply
+
+
+def test_answer_with_caveat_and_buttons_on_rest(running_stack):
+    messages = running_stack.say("kb-face", "人脸识别一直不过咋个办")
+    text = "\n".join(m.get("text") or "" for m in messages)
+    assert "人脸识别" in text and "以南充市医保部门最新官方指引为准" in text
+    assert any(m.get("buttons") for m in messages)

@@ -1,0 +1,123 @@
+"""The CSV import: encodings, validation with line numbers, all-or-nothing, history."""
+import pytest
+import sqlalchemy as sa
+
+from progress_helpers import EXAMPLE_CSV, run_import, write_csv
+from progress_service import db
+from progress_service.db import make_engine
+from progress_service.importer import ImportRejected, import_file, parse_csv
+from progress_service.store import ProgressStore
+
+KEY = "test-id-hash-key"
+ROW = "NC2025000201,123X,张三,高血压,四川医保APP,2025-03-01 09:00,{status},{updated},{note},,"
+
+
+def row(status="accepted", updated="2025-03-02 10:00", note=""):
+    return ROW.format(status=status, updated=updated, note=note)
+
+
+@pytest.fixture
+def store(database_url):
+    engine = make_engine(database_url)
+    yield ProgressStore(engine, KEY)
+    engine.dispose()
+
+
+def statuses(store, number):
+    with store.engine.connect() as conn:
+        current = conn.execute(sa.select(db.applications.c.status).where(
+            db.applications.c.application_no == number)).scalar()
+        history = conn.execute(sa.select(db.status_history.c.status).where(
+            db.status_history.c.application_no == number).order_by(db.status_history.c.id)).scalars().all()
+    return current, history
+
+
+def test_example_export_imports_all_seven_statuses(store):
+    result = import_file(str(EXAMPLE_CSV), store, r"^[A-Z]{2}\d{8,20}$")
+    assert result["rows"] == 7 and result["created"] == 7
+    with store.engine.connect() as conn:
+        found = set(conn.execute(sa.select(db.applications.c.status)).scalars())
+    assert found == {"submitted", "accepted", "expert_review", "need_more", "approved",
+                     "rejected", "withdrawn"}
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig", "utf-8"])
+def test_gbk_and_utf8_files_give_the_same_chinese_text(store, tmp_path, encoding):
+    path = write_csv(tmp_path / "export.csv",
+                     [row(status="需补充材料", note="请补充血压记录")], encoding=encoding)
+    import_file(str(path), store)
+    lookup = store.lookup_public("NC2025000201", "123X", "s")
+    assert lookup.kind == "found"
+    assert lookup.application["note"] == "请补充血压记录"
+    assert lookup.application["status"] == "need_more"
+    assert lookup.application["applicant_name_masked"] == "张*"
+
+
+def test_one_bad_row_rejects_the_whole_file_and_keeps_existing_data(store, tmp_path):
+    good = write_csv(tmp_path / "good.csv", [row(status="accepted")])
+    import_file(str(good), store)
+    bad = write_csv(tmp_path / "bad.csv", [
+        row(status="approved"),  # line 2: fine, but must not be applied
+        "NC2025000202,4567,李四,糖尿病,小程序,2025-03-01 09:00,pending,2025-03-02 10:00,,,",
+        "NC2025000203,45678,王五,糖尿病,小程序,2025-03-01 09:00,accepted,2025-03-02 10:00,,,",
+        "NC2025000204,4567,赵六,糖尿病,小程序,2025-02-30 09:00,accepted,2025-03-02 10:00,,,",
+    ])
+    with pytest.raises(ImportRejected) as rejected:
+        import_file(str(bad), store)
+    text = "\n".join(rejected.value.errors)
+    assert "第3行" in text and "pending" in text
+    assert "第4行" in text and "id_last4" in text
+    assert "第5行" in text and "submitted_at" in text
+    assert "第2行" not in text
+    assert statuses(store, "NC2025000201") == ("accepted", ["submitted", "accepted"])
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.applications)).scalar() == 1
+
+
+def test_reimport_upserts_and_a_status_change_appends_to_history(store, tmp_path):
+    import_file(str(write_csv(tmp_path / "a.csv", [row(status="accepted")])), store)
+    result = import_file(str(write_csv(tmp_path / "b.csv", [row(status="accepted")])), store)
+    assert result["unchanged"] == 1
+    result = import_file(str(write_csv(tmp_path / "c.csv", [
+        row(status="expert_review", updated="2025-03-05 09:00")])), store)
+    assert result["updated"] == 1 and result["status_changed"] == 1
+    assert statuses(store, "NC2025000201") == ("expert_review", ["submitted", "accepted", "expert_review"])
+
+
+def test_id_suffix_is_stored_only_as_a_keyed_hash(store, tmp_path):
+    import_file(str(write_csv(tmp_path / "a.csv", [row()])), store)
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(db.applications)).mappings().one()
+    assert "123X" not in " ".join(str(value) for value in stored.values())
+    assert ProgressStore(store.engine, "another-key").lookup_public(
+        "NC2025000201", "123X", "s").kind == "no_match"
+
+
+def test_wrong_header_and_duplicate_numbers_are_reported():
+    with pytest.raises(ImportRejected) as rejected:
+        parse_csv("application_no,status\nNC1,accepted\n".encode())
+    assert "第1行" in rejected.value.errors[0] and "缺少列" in rejected.value.errors[0]
+    data = "\n".join([
+        "application_no,id_last4,applicant_name,disease,channel,submitted_at,status,status_updated_at,note,valid_from,valid_until",
+        row(), row()]).encode("gbk")
+    with pytest.raises(ImportRejected) as rejected:
+        parse_csv(data)
+    assert any("第3行" in e and "第2行重复" in e for e in rejected.value.errors)
+
+
+def test_make_import_progress_reports_line_numbers_and_exit_code(tmp_path, database_url):
+    secrets_env = {"PROGRESS_ID_HASH_KEY": KEY}
+    bad = write_csv(tmp_path / "bad.csv", [
+        row(), "NC2025000209,4567,李四,糖尿病,小程序,2025-03-01 09:00,accepted,昨天,,,"],
+        encoding="gbk")
+    done = run_import(bad, database_url, secrets_env, use_make=True)
+    assert done.returncode != 0
+    assert "第3行" in done.stderr and "status_updated_at" in done.stderr and "没有写入任何数据" in done.stderr
+    assert "第2行" not in done.stderr
+    engine = make_engine(database_url)
+    with engine.connect() as conn:  # the good row on line 2 was not imported either
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.applications)).scalar() == 0
+    engine.dispose()
+    done = run_import(EXAMPLE_CSV, database_url, secrets_env, use_make=True)
+    assert done.returncode == 0, done.stderr
+    assert "已导入 7 行" in done.stdout

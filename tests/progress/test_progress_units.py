@@ -1,0 +1,75 @@
+"""Normalising, masking and credentials: what the service and the bot both rely on."""
+import time
+
+import pytest
+
+from progress_service.agent_tokens import issue_agent_token, verify_agent_token
+from progress_service.devsecrets import SECRET_NAMES, ensure_dev_secrets
+from progress_service.formats import (
+    normalize_application_no, normalize_id_last4, normalize_status, parse_datetime,
+)
+from progress_service.privacy import mask_application_no, mask_name, mask_text
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("NC2025000123", "NC2025000123"),
+    ("ｎｃ２０２５０００１２３", "NC2025000123"),   # full-width, lower case
+    ("nc-2025-000123", "NC2025000123"),
+    (" NC 2025 0001 23 ", "NC2025000123"),
+    ("ＮＣ－２０２５　０００１２３", "NC2025000123"),  # full-width dash and space
+])
+def test_application_numbers_are_normalised(typed, expected):
+    assert normalize_application_no(typed) == expected
+
+
+@pytest.mark.parametrize("typed, expected", [
+    ("1234", "1234"), ("123x", "123X"), ("１２３Ｘ", "123X"), ("12 34", "1234"),
+    ("12345", ""), ("12X4", ""), ("abcd", ""), ("", ""),
+])
+def test_id_suffix_is_three_digits_and_a_digit_or_x(typed, expected):
+    assert normalize_id_last4(typed) == expected
+
+
+def test_status_accepts_code_or_chinese_label():
+    assert normalize_status("need_more") == "need_more"
+    assert normalize_status("需补充材料") == "need_more"
+    assert normalize_status("APPROVED") == "approved"
+    assert normalize_status("pending") is None
+
+
+def test_excel_style_dates_parse():
+    assert parse_datetime("2025/3/1 9:05").hour == 9
+    assert parse_datetime("2025-03-01T09:05:00+08:00").minute == 5
+    assert parse_datetime("2025-13-01") is None
+
+
+@pytest.mark.parametrize("name, masked", [
+    ("张三", "张*"), ("李小明", "李*明"), ("欧阳明华", "欧阳*华"), ("欧阳华", "欧阳*"),
+])
+def test_names_are_masked(name, masked):
+    assert mask_name(name) == masked
+
+
+def test_numbers_are_masked_for_logs():
+    assert mask_application_no("NC2025000123") == "NC********23"
+    assert "2025000123" not in mask_text("lookup NC2025000123 failed")
+
+
+def test_agent_token_names_the_agent_and_cannot_be_forged():
+    token = issue_agent_token("王坐席", "s3cret", ttl_seconds=60)
+    assert verify_agent_token(token, "s3cret") == "王坐席"
+    assert verify_agent_token(token, "other-secret") is None
+    head, agent, expiry, signature = token.split(".")
+    forged = ".".join([head, agent, str(int(expiry) + 3600), signature])
+    assert verify_agent_token(forged, "s3cret") is None
+    assert verify_agent_token(token, "s3cret", now=time.time() + 120) is None  # expired
+
+
+def test_dev_secrets_are_generated_once_and_environment_wins(tmp_path):
+    path = tmp_path / "secrets.env"
+    first = ensure_dev_secrets(path, environ={})
+    assert set(first) == set(SECRET_NAMES) and all(len(v) >= 32 for v in first.values())
+    assert ensure_dev_secrets(path, environ={}) == first  # reused: stored hashes stay valid
+    overridden = ensure_dev_secrets(path, environ={"PROGRESS_API_KEY": "from-env"})
+    assert overridden["PROGRESS_API_KEY"] == "from-env"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

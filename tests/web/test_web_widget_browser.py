@@ -1,0 +1,186 @@
+"""The help widget in a real browser (Debian's Chromium via Playwright) on the full stack.
+
+A visitor opens the demo page, opens the chat, asks about materials, clicks a button the
+bot offers, reloads and still sees the conversation, and switches to large text. The
+same on a phone-sized screen, and with the keyboard only. Screenshots: test-artifacts/web/.
+"""
+import json
+import re
+import urllib.request
+
+import pytest
+
+pytest.importorskip("playwright")
+from playwright.sync_api import expect  # noqa: E402
+
+REPLY_TIMEOUT = 30_000  # ms; the first answer loads the model's caches
+LAUNCHER = "打开门诊慢特病在线咨询"
+
+
+def open_chat(page, url):
+    page.goto(url)
+    page.get_by_role("button", name=LAUNCHER).click()
+    dialog = page.get_by_role("dialog", name="门诊慢特病在线咨询")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def bot_messages(page):
+    return page.locator(".mz-bot")
+
+
+def ask(page, text):
+    box = page.get_by_label("输入您的问题")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_visitor_asks_about_materials_clicks_a_button_and_keeps_the_conversation(browser, web_stack, artifacts):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        open_chat(page, web_stack.web_url + "/")
+        expect(bot_messages(page).first).to_contain_text("门诊慢特病")  # welcome
+
+        ask(page, "申请要带哪些材料？")
+        expect(page.locator(".mz-user .mz-text").last).to_have_text(re.compile("申请要带哪些材料"))
+        answer = bot_messages(page).nth(1)
+        expect(answer).to_contain_text("诊断证明", timeout=REPLY_TIMEOUT)
+        expect(answer).to_contain_text("病历")
+
+        # a button: the click shows its title and sends its payload to the bot
+        before = bot_messages(page).count()
+        title = "谁能申请"
+        page.get_by_role("button", name=title).first.click()
+        expect(page.locator(".mz-user .mz-text").last).to_have_text(title)
+        expect(bot_messages(page)).to_have_count(before + 1, timeout=REPLY_TIMEOUT)
+        answered = bot_messages(page).last.inner_text()
+        assert "连不上" not in answered and "答不上来" not in answered, answered  # the widget's own fallbacks
+        page.screenshot(path=str(artifacts / "widget-desktop.png"))
+
+        # the widget talked to Rasa's `web` channel under a random, stored session id
+        stored = json.loads(page.evaluate(
+            "() => localStorage.getItem(Object.keys(localStorage).find(k => k.startsWith('mzmtb-widget:')))"))
+        assert re.match(r"^web-[0-9a-f-]{32,40}$", stored["sender"])
+        tracker_url = (f"{web_stack.rasa_url}/conversations/{stored['sender']}/tracker"
+                       f"?token={web_stack.env['RASA_AUTH_TOKEN']}")
+        with urllib.request.urlopen(tracker_url, timeout=10) as response:
+            tracker = json.loads(response.read().decode("utf-8"))
+        channels = {e.get("input_channel") for e in tracker["events"] if e.get("event") == "user"}
+        assert channels == {"web"}
+
+        # reload: same conversation, panel still open
+        page.reload()
+        expect(page.get_by_role("dialog", name="门诊慢特病在线咨询")).to_be_visible()
+        expect(page.locator(".mz-user .mz-text").first).to_have_text(re.compile("申请要带哪些材料"))
+        expect(page.locator(".mz-user .mz-text").last).to_have_text(title)
+        expect(bot_messages(page).nth(1)).to_contain_text("诊断证明")
+
+        # large text for older readers, remembered across reloads
+        toggle = page.get_by_role("button", name="大字")
+        size = lambda: page.locator(".mz-msg .mz-text").first.evaluate(
+            "node => parseFloat(getComputedStyle(node).fontSize)")
+        normal = size()
+        expect(toggle).to_have_attribute("aria-pressed", "false")
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-pressed", "true")
+        assert size() >= normal * 1.25
+        page.screenshot(path=str(artifacts / "widget-desktop-large.png"))
+        page.reload()
+        expect(page.get_by_role("button", name="大字")).to_have_attribute("aria-pressed", "true")
+        assert size() >= normal * 1.25
+    finally:
+        context.close()
+
+
+def test_widget_fills_a_phone_screen_and_works_with_the_keyboard(browser, web_stack, artifacts):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                  is_mobile=True, has_touch=True, locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(web_stack.web_url + "/")
+        launcher = page.get_by_role("button", name=LAUNCHER)
+        expect(launcher).to_have_attribute("aria-expanded", "false")
+        page.screenshot(path=str(artifacts / "widget-phone-closed.png"))
+
+        # keyboard only: focus the launcher, Enter opens, focus lands in the text box
+        launcher.focus()
+        page.keyboard.press("Enter")
+        dialog = page.get_by_role("dialog", name="门诊慢特病在线咨询")
+        expect(dialog).to_be_visible()
+        expect(page.locator(".mz-launcher")).to_have_attribute("aria-expanded", "true")
+        box = page.get_by_label("输入您的问题")
+        expect(box).to_be_focused()
+        panel = dialog.bounding_box()
+        assert panel["width"] >= 389 and panel["height"] >= 800, panel
+
+        page.keyboard.type("申请要带哪些材料")
+        page.keyboard.press("Enter")
+        expect(bot_messages(page).last).to_contain_text("诊断证明", timeout=REPLY_TIMEOUT)
+        page.screenshot(path=str(artifacts / "widget-phone-open.png"))
+
+        # screen readers: the transcript is a live log; the close button has a label
+        expect(page.get_by_role("log", name="对话记录")).to_have_attribute("aria-live", "polite")
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        expect(launcher).to_be_focused()
+    finally:
+        context.close()
+
+
+def test_server_text_is_never_run_as_html(browser, web_stack):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        open_chat(page, web_stack.web_url + "/")
+        ask(page, '<img src=x onerror="window.__pwned=1">你好')
+        expect(page.locator(".mz-user .mz-text").last).to_contain_text('<img src=x onerror="window.__pwned=1">')
+        expect(bot_messages(page)).to_have_count(2, timeout=REPLY_TIMEOUT)
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.locator("#mzmtb-help-widget img").count() == 0
+    finally:
+        context.close()
+
+
+def test_rasa_unreachable_shows_the_hotline(browser, web_stack):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.route("**/webhooks/web/webhook", lambda route: route.abort())
+    try:
+        open_chat(page, web_stack.web_url + "/")
+        ask(page, "申请要带哪些材料")
+        expect(bot_messages(page).last).to_contain_text("12393", timeout=REPLY_TIMEOUT)
+        expect(bot_messages(page).last).to_contain_text("连不上")
+    finally:
+        context.close()
+
+
+def test_bot_buttons_and_links_are_clickable_and_send_the_payload(browser, web_stack):
+    """Rasa's reply format (text + buttons) from a deterministic stand-in on the same route."""
+    sent = []
+
+    def fake_rasa(route):
+        body = json.loads(route.request.post_data)
+        sent.append(body)
+        reply = [{"recipient_id": body["sender"],
+                  "text": "材料清单见 [办事指南](https://example.org/guide)，人工请拨 12393。",
+                  "buttons": [{"title": "申请表在哪拿", "payload": "/ask_application_form"}]}]
+        route.fulfill(status=200, content_type="application/json",
+                      headers={"Access-Control-Allow-Origin": "*"}, body=json.dumps(reply))
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.route("**/webhooks/web/webhook", fake_rasa)
+    try:
+        open_chat(page, web_stack.web_url + "/")
+        ask(page, "材料")
+        reply = bot_messages(page).last
+        expect(reply.get_by_role("link", name="办事指南")).to_have_attribute("href", "https://example.org/guide")
+        expect(reply.get_by_role("link", name="12393")).to_have_attribute("href", "tel:12393")
+        reply.get_by_role("button", name="申请表在哪拿").click()
+        expect(page.locator(".mz-user .mz-text").last).to_have_text("申请表在哪拿")
+        expect(bot_messages(page)).to_have_count(3)
+        assert [body["message"] for body in sent] == ["材料", "/ask_application_form"]
+        assert sent[0]["sender"] == sent[1]["sender"]
+    finally:
+        context.close()

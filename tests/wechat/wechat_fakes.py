@@ -1,0 +1,350 @@
+"""Test doubles that speak the real protocols over real sockets on 127.0.0.1.
+
+FakeWeChat   - WeChat's side: signs/encrypts pushes with wechatpy (an implementation
+               independent of ours), retries on its own schedule, and serves the
+               stable_token and customer-service endpoints with scripted error codes.
+ChannelServer - our WeChatInput mounted by Rasa's own `register()` in a sanic server
+               running in a background thread, with a stand-in agent.
+StubAgent    - stands in for rasa's Agent.handle_message: records every run, can be slow.
+"""
+import asyncio
+import hashlib
+import itertools
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Optional
+
+from wechatpy.crypto import WeChatCrypto
+
+TOKEN = "testtoken123"
+APPID = "wx0123456789abcdef"
+APPSECRET = "s3cret"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+ACCOUNT = "gh_0123456789ab"
+
+
+def wechat_signature(*parts: str) -> str:
+    # written out here on purpose rather than imported from wechat_channel
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def text_xml(openid: str, content: str, msg_id: Optional[str] = None,
+             create_time: Optional[int] = None, extra: str = "") -> str:
+    create_time = create_time or int(time.time())
+    msg_id = msg_id or str(next(_msg_ids))
+    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId>{extra}</xml>")
+
+
+def event_xml(openid: str, event: str, key: str = "", create_time: Optional[int] = None) -> str:
+    create_time = create_time or int(time.time())
+    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey></xml>")
+
+
+def media_xml(openid: str, msg_type: str, extra: str = "") -> str:
+    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>"
+            f"{extra}<MsgId>{next(_msg_ids)}</MsgId></xml>")
+
+
+_msg_ids = itertools.count(7000000000000000001)
+
+
+class PushResult:
+    def __init__(self, status: Optional[int], body: bytes, elapsed: float):
+        self.status, self.body, self.elapsed = status, body, elapsed
+        self.reply: Optional[Dict[str, str]] = None  # decrypted/parsed passive reply
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status is None
+
+    @property
+    def content(self) -> Optional[str]:
+        return self.reply.get("Content") if self.reply else None
+
+    def __repr__(self) -> str:
+        return f"PushResult({self.status}, {self.body[:80]!r}, {self.elapsed:.2f}s)"
+
+
+class FakeWeChat:
+    def __init__(self, token: str = TOKEN, appid: str = APPID, appsecret: str = APPSECRET,
+                 aes_key: str = AES_KEY):
+        self.token, self.appid, self.appsecret, self.aes_key = token, appid, appsecret, aes_key
+        self.crypto = WeChatCrypto(token, aes_key, appid)
+        self.lock = threading.Lock()
+        self.sent: List[Dict[str, Any]] = []  # accepted customer-service messages
+        self.send_calls: List[Dict[str, Any]] = []  # every custom/send call
+        self.token_calls = 0
+        self.valid_tokens: set = set()
+        self.send_errors: List[int] = []  # errcodes returned by the next custom/send calls
+        self.no_permission = False  # every custom/send answers 48001
+        self.token_delay = 0.0
+        self.channel_url: Optional[str] = None
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.api_base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- API side ------------------------------------------------------------------
+    def invalidate_tokens(self) -> None:
+        with self.lock:
+            self.valid_tokens.clear()
+
+    def messages_to(self, openid: str) -> List[str]:
+        with self.lock:
+            return [m["text"]["content"] for m in self.sent if m["touser"] == openid]
+
+    def wait_for_messages(self, openid: str, count: int, timeout: float = 10.0) -> List[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.messages_to(openid)
+            if len(messages) >= count:
+                return messages
+            time.sleep(0.05)
+        return self.messages_to(openid)
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _json(self, data: Dict[str, Any]) -> None:
+                body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    payload = json.loads(raw.decode("utf-8"))
+                except ValueError:
+                    return self._json({"errcode": 47001, "errmsg": "data format error"})
+                if url.path == "/cgi-bin/stable_token":
+                    time.sleep(fake.token_delay)
+                    with fake.lock:
+                        fake.token_calls += 1
+                        if (payload.get("appid"), payload.get("secret")) != (fake.appid, fake.appsecret):
+                            return self._json({"errcode": 40125, "errmsg": "invalid appsecret"})
+                        token = f"TOKEN-{fake.token_calls}"
+                        fake.valid_tokens.add(token)
+                    return self._json({"access_token": token, "expires_in": 7200})
+                if url.path == "/cgi-bin/message/custom/send":
+                    with fake.lock:
+                        fake.send_calls.append({"token": query.get("access_token"), **payload})
+                        if query.get("access_token") not in fake.valid_tokens:
+                            return self._json({"errcode": 40001, "errmsg": "invalid credential"})
+                        if fake.no_permission:
+                            return self._json({"errcode": 48001, "errmsg": "api unauthorized"})
+                        if fake.send_errors:
+                            code = fake.send_errors.pop(0)
+                            return self._json({"errcode": code, "errmsg": "scripted"})
+                        fake.sent.append(payload)
+                    return self._json({"errcode": 0, "errmsg": "ok"})
+                self.send_response(404)
+                self.end_headers()
+
+        return Handler
+
+    # --- push side -----------------------------------------------------------------
+    def signed_query(self, body_xml: str, mode: str, openid: Optional[str],
+                     timestamp: Optional[int] = None) -> (Dict[str, str], bytes):
+        timestamp = str(timestamp if timestamp is not None else int(time.time()))
+        nonce = str(uuid.uuid4().int % 10**9)
+        query = {"signature": wechat_signature(self.token, timestamp, nonce),
+                 "timestamp": timestamp, "nonce": nonce}
+        if openid:
+            query["openid"] = openid
+        if mode == "plain":
+            return query, body_xml.encode("utf-8")
+        envelope = self.crypto.encrypt_message(body_xml, nonce, timestamp)
+        encrypt = envelope.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+        query.update({"encrypt_type": "aes",
+                      "msg_signature": wechat_signature(self.token, timestamp, nonce, encrypt)})
+        if mode == "compatible":  # plaintext fields and Encrypt side by side
+            body = body_xml.replace("</xml>", f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+        else:
+            body = (f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName>"
+                    f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+        return query, body.encode("utf-8")
+
+    account = ACCOUNT
+
+    def post(self, query: Dict[str, str], body: bytes, timeout: float = 5.0,
+             mode: str = "plain") -> PushResult:
+        url = self.channel_url + "?" + urllib.parse.urlencode(query)
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "text/xml"})
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                result = PushResult(response.status, response.read(), time.monotonic() - started)
+        except urllib.error.HTTPError as error:
+            return PushResult(error.code, error.read(), time.monotonic() - started)
+        except (socket.timeout, TimeoutError, urllib.error.URLError, ConnectionError):
+            return PushResult(None, b"", time.monotonic() - started)
+        if result.status == 200 and result.body not in (b"", b"success"):
+            result.reply = self.read_reply(result.body, mode == "plain" and b"<Encrypt>" not in result.body)
+        return result
+
+    def read_reply(self, body: bytes, plain: bool) -> Dict[str, str]:
+        from defusedxml import ElementTree
+        text = body.decode("utf-8")
+        if not plain:
+            root = ElementTree.fromstring(text)
+            fields = {child.tag: child.text for child in root}
+            # wechatpy checks the MsgSignature and the appid while decrypting
+            text = self.crypto.decrypt_message(text, fields["MsgSignature"],
+                                               fields["TimeStamp"], fields["Nonce"])
+        root = ElementTree.fromstring(text)
+        return {child.tag: child.text or "" for child in root}
+
+    def push(self, body_xml: str, mode: str = "plain", openid: Optional[str] = None,
+             timeout: float = 5.0) -> PushResult:
+        query, body = self.signed_query(body_xml, mode, openid)
+        return self.post(query, body, timeout=timeout, mode=mode)
+
+    def push_with_retries(self, body_xml: str, mode: str = "plain", attempts: int = 3,
+                          interval: float = 5.0, timeout: float = 5.0) -> List[PushResult]:
+        """WeChat's schedule: the same message `attempts` times, `interval` apart, each
+        attempt dropped after `timeout` — whatever the earlier attempts answered."""
+        results: List[Optional[PushResult]] = [None] * attempts
+
+        def attempt(index: int) -> None:
+            results[index] = self.push(body_xml, mode=mode, timeout=timeout)
+
+        threads = []
+        for index in range(attempts):
+            if index:
+                time.sleep(interval)
+            thread = threading.Thread(target=attempt, args=(index,))
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        return results  # type: ignore[return-value]
+
+    def verify_url(self, echostr: str, timestamp: Optional[int] = None,
+                   signature: Optional[str] = None) -> PushResult:
+        timestamp = str(timestamp if timestamp is not None else int(time.time()))
+        nonce = "1514711492"
+        query = {"signature": signature or wechat_signature(self.token, timestamp, nonce),
+                 "timestamp": timestamp, "nonce": nonce, "echostr": echostr}
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(self.channel_url + "?" + urllib.parse.urlencode(query),
+                                        timeout=5) as response:
+                return PushResult(response.status, response.read(), time.monotonic() - started)
+        except urllib.error.HTTPError as error:
+            return PushResult(error.code, error.read(), time.monotonic() - started)
+
+
+class StubAgent:
+    """Stands in for rasa.core.agent.Agent: `handle_message` is what Rasa's register() calls."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.delays: Dict[str, float] = {}  # text -> seconds, overrides `delay`
+        self.runs: List[Dict[str, Any]] = []
+        self.responses: Dict[str, List[Dict[str, Any]]] = {}  # text -> messages
+        self.fail_on: set = set()
+
+    async def handle_message(self, message) -> None:
+        self.runs.append({"text": message.text, "sender_id": message.sender_id,
+                          "input_channel": message.input_channel,
+                          "metadata": message.metadata})
+        delay = self.delays.get(message.text, self.delay)
+        if delay:
+            await asyncio.sleep(delay)
+        if message.text in self.fail_on:
+            raise RuntimeError("the bot broke")
+        out = message.output_channel
+        for reply in self.responses.get(message.text, [{"text": f"答复：{message.text}"}]):
+            if reply.get("buttons"):
+                await out.send_text_with_buttons(message.sender_id, reply["text"], reply["buttons"])
+            else:
+                await out.send_text_message(message.sender_id, reply["text"])
+
+    def texts(self) -> List[str]:
+        return [run["text"] for run in self.runs]
+
+
+class ChannelServer:
+    """Sanic + Rasa's register() + our WeChatInput, in a thread with its own event loop."""
+
+    def __init__(self, channel, agent: StubAgent):
+        self.channel, self.agent = channel, agent
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server = None
+        self.port: Optional[int] = None
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/webhooks/wechat/webhook"
+
+    def __enter__(self):
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(15)
+        return self
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(15)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    async def _start(self) -> None:
+        from rasa.core.channels.channel import register
+        from sanic import Sanic
+
+        Sanic.test_mode = True
+        app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
+        app.config.ACCESS_LOG = False
+        app.ctx.agent = self.agent
+        register([self.channel], app, route="/webhooks/")
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._server = await app.create_server(sock=sock, return_asyncio_server=True)
+        await self._server.startup()
+        await self._server.before_start()
+        await self._server.after_start()
+
+    async def _stop(self) -> None:
+        await self._server.before_stop()
+        self._server.close()
+        await self._server.wait_closed()
+        await self._server.after_stop()
+
+    def run(self, coroutine, timeout: float = 10):
+        """Run a coroutine on the server's loop (to inspect channel state safely)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

@@ -1,0 +1,1 @@
+"""Website help widget, demo page and hotline-agent console (a small sanic app, port 8080)."""

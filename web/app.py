@@ -1,0 +1,264 @@
+"""The web app: widget assets, the demo page, the hotline-agent console and its JSON API.
+
+Routes
+  GET  /                      demo page standing for the bureau's site, widget embedded
+  GET  /health                {"status": "ok"}
+  GET  /widget/widget.js|css  the help widget (embed with one <script> tag)
+  GET  /agent                 agent console (sign-in, then one search box)
+  POST /agent/api/login       {"username", "password"}       header X-CSRF-Token (cookie agent_csrf)
+  GET  /agent/api/me          who is signed in + the session's CSRF token
+  POST /agent/api/search      {"q"}                            header X-CSRF-Token (session)
+  POST /agent/api/logout                                       header X-CSRF-Token (session)
+
+Every /agent/api/* answer except login is 401 without a live session. State-changing
+requests need the CSRF token in a header (a cross-site form cannot set headers, and the
+cookies are SameSite=Strict as well). The console page never inserts server or user text
+as HTML, and a Content-Security-Policy forbids inline scripts on top of that.
+"""
+import asyncio
+import html
+import logging
+import secrets
+import time
+from collections import defaultdict, deque
+from typing import Deque, Dict, Optional, Tuple
+
+from sanic import Sanic, response
+from sanic.exceptions import MethodNotSupported
+from sanic.request import Request
+
+from web.agents import AgentStore, mask
+from web.clients import ProgressClient, RasaClient
+from web.config import STATIC_DIR, WebConfig
+from web.console import Console
+
+logger = logging.getLogger("web")
+
+SESSION_COOKIE = "agent_session"
+LOGIN_CSRF_COOKIE = "agent_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+LOGIN_MAX_FAILURES = 5
+LOGIN_WINDOW_SECONDS = 900
+
+# path -> (file in web/static, content type); nothing else under web/static is served
+ASSETS = {
+    "/widget/widget.js": ("widget.js", "application/javascript; charset=utf-8"),
+    "/widget/widget.css": ("widget.css", "text/css; charset=utf-8"),
+    "/static/demo.css": ("demo.css", "text/css; charset=utf-8"),
+    "/static/agent.css": ("agent.css", "text/css; charset=utf-8"),
+    "/static/agent.js": ("agent.js", "application/javascript; charset=utf-8"),
+}
+
+AGENT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def _json_body(request: Request) -> dict:
+    try:
+        body = request.json
+    except Exception:  # malformed JSON
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class LoginThrottle:
+    """At most LOGIN_MAX_FAILURES failed sign-ins per (user name, address) per window."""
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.failures: Dict[Tuple[str, str], Deque[float]] = defaultdict(deque)
+
+    def _recent(self, key) -> Deque[float]:
+        entries = self.failures[key]
+        while entries and entries[0] < self.clock() - LOGIN_WINDOW_SECONDS:
+            entries.popleft()
+        return entries
+
+    def blocked(self, key) -> bool:
+        return len(self._recent(key)) >= LOGIN_MAX_FAILURES
+
+    def failed(self, key) -> None:
+        self._recent(key).append(self.clock())
+
+    def clear(self, key) -> None:
+        self.failures.pop(key, None)
+
+
+def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -> Sanic:
+    config = config or WebConfig.from_env()
+    app = Sanic(name or f"web_{secrets.token_hex(4)}")
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    store = AgentStore(config.agent_db, idle_seconds=config.session_idle_seconds)
+    console = Console(
+        RasaClient(config.rasa_url, config.rasa_auth_token, config.outbound_timeout),
+        ProgressClient(config.progress_url, config.progress_api_key, config.outbound_timeout),
+        agent_secret=config.progress_agent_secret,
+        application_no_pattern=config.application_no_pattern,
+    )
+    throttle = LoginThrottle()
+    app.ctx.store, app.ctx.console, app.ctx.web_config = store, console, config
+
+    def set_cookie(resp, name: str, value: str, http_only: bool, max_age: Optional[int] = None):
+        resp.cookies[name] = value
+        cookie = resp.cookies[name]
+        cookie["path"] = "/agent"
+        cookie["samesite"] = "Strict"
+        if http_only:
+            cookie["httponly"] = True
+        if config.cookie_secure:
+            cookie["secure"] = True
+        if max_age is not None:
+            cookie["max-age"] = max_age
+
+    def session_of(request: Request) -> Optional[Tuple[str, str]]:
+        return store.touch_session(request.cookies.get(SESSION_COOKIE, ""))
+
+    def unauthorized():
+        return response.json({"error": "未登录或登录已过期，请重新登录。"}, status=401)
+
+    def csrf_ok(request: Request, expected: str) -> bool:
+        supplied = request.headers.get(CSRF_HEADER, "")
+        return bool(expected) and bool(supplied) and secrets.compare_digest(supplied, expected)
+
+    # --- pages and assets ------------------------------------------------------------
+    @app.get("/health")
+    async def health(_request):
+        return response.json({"status": "ok"})
+
+    @app.get("/favicon.ico")
+    async def favicon(_request):
+        return response.empty()
+
+    @app.get("/")
+    async def demo_page(request: Request):
+        page = (STATIC_DIR / "demo.html").read_text(encoding="utf-8")
+        widget_src = f"{request.scheme}://{request.host}/widget/widget.js"
+        tag = (
+            f'<script src="{html.escape(widget_src)}" data-server="{html.escape(config.widget_server_url)}"'
+            f' data-title="{html.escape(config.widget_title)}" defer></script>'
+        )
+        page = page.replace("{{EMBED_SNIPPET}}", html.escape(tag)).replace("{{WIDGET_TAG}}", tag)
+        resp = response.html(page)
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+            f"connect-src 'self' {config.widget_server_url}; frame-ancestors 'self'; base-uri 'none'"
+        )
+        return resp
+
+    async def asset(request: Request):
+        filename, content_type = ASSETS[request.path]
+        body = (STATIC_DIR / filename).read_bytes()
+        return response.raw(body, content_type=content_type, headers={"Cache-Control": "no-cache"})
+
+    for path in ASSETS:
+        app.add_route(asset, path, methods=["GET"], name="asset_" + path.strip("/").replace("/", "_").replace(".", "_"))
+
+    @app.get("/agent")
+    async def agent_page(request: Request):
+        resp = response.html((STATIC_DIR / "agent.html").read_text(encoding="utf-8"))
+        if not request.cookies.get(LOGIN_CSRF_COOKIE):
+            set_cookie(resp, LOGIN_CSRF_COOKIE, secrets.token_urlsafe(32), http_only=False)
+        return resp
+
+    # --- console API -----------------------------------------------------------------
+    @app.post("/agent/api/login")
+    async def login(request: Request):
+        if not csrf_ok(request, request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+            return response.json({"error": "页面已过期，请刷新后再登录。"}, status=403)
+        body = _json_body(request)
+        username = str(body.get("username") or "").strip()[:64]
+        password = str(body.get("password") or "")[:256]
+        key = (username.lower(), request.remote_addr or request.ip or "")
+        if throttle.blocked(key):
+            return response.json({"error": "失败次数过多，请 15 分钟后再试。"}, status=429)
+        loop = asyncio.get_running_loop()
+        valid = await loop.run_in_executor(None, store.check_password, username, password)
+        if not valid:
+            throttle.failed(key)
+            logger.info("agent sign-in refused for %s", mask(username))
+            return response.json({"error": "用户名或密码不正确。"}, status=401)
+        throttle.clear(key)
+        token, csrf = store.open_session(username)
+        logger.info("agent %s signed in", username)
+        resp = response.json({"user": username, "csrf": csrf,
+                              "idle_seconds": config.session_idle_seconds})
+        set_cookie(resp, SESSION_COOKIE, token, http_only=True)
+        return resp
+
+    @app.get("/agent/api/me")
+    async def me(request: Request):
+        session = session_of(request)
+        if not session:
+            return unauthorized()
+        return response.json({"user": session[0], "csrf": session[1],
+                              "idle_seconds": config.session_idle_seconds})
+
+    @app.post("/agent/api/search")
+    async def search(request: Request):
+        session = session_of(request)
+        if not session:
+            return unauthorized()
+        if not csrf_ok(request, session[1]):
+            return response.json({"error": "请求校验失败，请刷新页面。"}, status=403)
+        user = session[0]
+        query = str(_json_body(request).get("q") or "")
+        try:
+            answer = await console.search(
+                user, query, audit=lambda kind, subject, outcome: store.audit(user, kind, subject, outcome)
+            )
+        except Exception:  # never a 500 for what an agent typed
+            logger.exception("agent search failed")
+            answer = {"kind": "unavailable", "query": query[:500],
+                      "message": "查询出错，请稍后再试；急需时按热线流程处理（12393）。"}
+        answer.pop("outcome", None)
+        return response.json(answer)
+
+    @app.post("/agent/api/logout")
+    async def logout(request: Request):
+        token = request.cookies.get(SESSION_COOKIE, "")
+        session = store.touch_session(token)
+        if not session:
+            return unauthorized()
+        if not csrf_ok(request, session[1]):
+            return response.json({"error": "请求校验失败，请刷新页面。"}, status=403)
+        store.close_session(token)
+        logger.info("agent %s signed out", session[0])
+        resp = response.json({"ok": True})
+        set_cookie(resp, SESSION_COOKIE, "", http_only=True, max_age=0)
+        return resp
+
+    @app.route("/agent/api/<rest:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def unknown_api(request: Request, rest: str):
+        if not session_of(request):
+            return unauthorized()
+        return response.json({"error": "not found"}, status=404)
+
+    @app.exception(MethodNotSupported)
+    async def wrong_method(request: Request, _exception):
+        if request.path.startswith("/agent/api/") and not session_of(request):
+            return unauthorized()
+        return response.json({"error": "method not allowed"}, status=405)
+
+    @app.on_response
+    async def security_headers(request: Request, resp):
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path.startswith("/agent"):
+            resp.headers["Content-Security-Policy"] = AGENT_CSP
+            resp.headers["X-Frame-Options"] = "DENY"
+            resp.headers["Cache-Control"] = "no-store"
+
+    return app
+
+
+def main() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    config = WebConfig.from_env()
+    app = create_app(config, name="web")
+    app.run(host=config.host, port=config.port, workers=1, access_log=False)

@@ -1,0 +1,70 @@
+"""Every setting of the web app (widget assets, demo page, agent console), read once.
+
+All values come from environment variables; defaults are what `make run` uses.
+Tests build a `WebConfig` directly with loopback URLs and temporary files.
+"""
+import dataclasses
+import os
+import pathlib
+from typing import Mapping
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclasses.dataclass
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Rasa as this server reaches it (NLU parse, REST fallback)
+    rasa_url: str = "http://127.0.0.1:5005"
+    # Rasa as the visitor's browser reaches it (the widget on the demo page)
+    widget_server_url: str = ""
+    # Rasa's HTTP API token (`rasa run --enable-api --auth-token`); empty: parse API unused
+    rasa_auth_token: str = ""
+    progress_url: str = "http://127.0.0.1:8001"
+    # the progress service's read key (X-Api-Key) and the HMAC secret from which the
+    # console issues each signed-in agent's X-Agent-Token (see progress_service/agent_tokens.py)
+    progress_api_key: str = ""
+    progress_agent_secret: str = ""
+    # what an application number looks like after normalisation (same variable as the bot)
+    application_no_pattern: str = r"^[A-Z]{2}\d{8,20}$"
+    # agent accounts, sessions and the console's own audit trail
+    agent_db: pathlib.Path = ROOT / ".state" / "agents.db"
+    # a console session ends after this many seconds without a request
+    session_idle_seconds: int = 900
+    # set in production (HTTPS): the session cookie is then sent only over HTTPS
+    cookie_secure: bool = False
+    # every outbound call (Rasa, progress service) gives up after this many seconds
+    outbound_timeout: float = 2.0
+    # title shown on the widget of the demo page
+    widget_title: str = "门诊慢特病在线咨询"
+
+    def __post_init__(self):
+        if not self.widget_server_url:
+            self.widget_server_url = self.rasa_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "WebConfig":
+        config = cls(
+            host=environ.get("WEB_HOST", cls.host),
+            port=int(environ.get("WEB_PORT", cls.port)),
+            rasa_url=environ.get("RASA_URL", cls.rasa_url).rstrip("/"),
+            widget_server_url=environ.get("WIDGET_SERVER_URL", "").rstrip("/"),
+            rasa_auth_token=environ.get("RASA_AUTH_TOKEN", ""),
+            progress_url=environ.get("PROGRESS_SERVICE_URL", cls.progress_url).rstrip("/"),
+            progress_api_key=environ.get("PROGRESS_API_KEY", ""),
+            progress_agent_secret=environ.get("PROGRESS_AGENT_SECRET", ""),
+            application_no_pattern=environ.get("PROGRESS_APPLICATION_NO_PATTERN")
+            or cls.application_no_pattern,
+            agent_db=pathlib.Path(environ.get("AGENT_DB", str(cls.agent_db))),
+            session_idle_seconds=int(environ.get("AGENT_SESSION_IDLE_SECONDS", cls.session_idle_seconds)),
+            cookie_secure=_flag(environ.get("AGENT_COOKIE_SECURE", "0")),
+            outbound_timeout=float(environ.get("WEB_OUTBOUND_TIMEOUT", cls.outbound_timeout)),
+            widget_title=environ.get("WIDGET_TITLE", cls.widget_title),
+        )
+        return config

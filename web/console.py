@@ -1,0 +1,99 @@
+"""What the agent console's search box does, without HTTP.
+
+One box, two kinds of query:
+- an application number (after the same normalisation the bot uses) -> the progress
+  service's agent mode: full status and history, no ID check, audit-logged there;
+- anything else is a question -> Rasa's NLU parse gives the intent, and the knowledge
+  entry for that intent is shown in agent form (terse text + source + verified flag).
+  If no entry matches (or the parse API is off), the bot's own reply is shown, marked
+  as not verified.
+Every call has a timeout; when a service does not answer the agent sees a short
+message and the hotline fallback instead of an error.
+"""
+import logging
+import re
+from typing import Any, Dict, Optional
+
+from web import knowledge_view
+from web.agents import mask
+from web.clients import ProgressClient, RasaClient, describe
+
+logger = logging.getLogger("web.console")
+
+MAX_QUERY_CHARS = 500
+UNAVAILABLE = "服务暂时无响应，请稍后再试；急需时按热线流程处理（12393）。"
+
+
+def normalize_application_no(text: str) -> str:
+    from progress_service.formats import normalize_application_no as normalize
+
+    return normalize(text)
+
+
+class Console:
+    def __init__(self, rasa: RasaClient, progress: ProgressClient, agent_secret: str,
+                 application_no_pattern: str, token_ttl_seconds: int = 600):
+        self.rasa = rasa
+        self.progress = progress
+        self.agent_secret = agent_secret
+        self.application_no = re.compile(application_no_pattern)
+        self.token_ttl_seconds = token_ttl_seconds
+
+    def looks_like_application_no(self, query: str) -> Optional[str]:
+        number = normalize_application_no(query)
+        return number if self.application_no.match(number) else None
+
+    async def search(self, agent: str, query: str, audit) -> Dict[str, Any]:
+        """`audit(kind, subject, outcome)` records the lookup in the console's trail."""
+        query = (query or "").strip()[:MAX_QUERY_CHARS]
+        if not query:
+            return {"kind": "empty", "query": query, "message": "请输入问题或申请编号。"}
+        number = self.looks_like_application_no(query)
+        if number:
+            answer = await self.application(agent, number)
+            audit("application", mask(number), answer.get("outcome", answer["kind"]))
+        else:
+            answer = await self.question(query)
+            audit("question", "", answer.get("outcome", answer["kind"]))
+        answer["query"] = query
+        return answer
+
+    async def application(self, agent: str, number: str) -> Dict[str, Any]:
+        from progress_service.agent_tokens import issue_agent_token
+
+        if not self.agent_secret:
+            return {"kind": "unavailable", "outcome": "no_agent_secret",
+                    "message": "进度服务未配置坐席密钥（PROGRESS_AGENT_SECRET）。" + UNAVAILABLE}
+        token = issue_agent_token(agent, self.agent_secret, ttl_seconds=self.token_ttl_seconds)
+        result = await self.progress.agent_lookup(number, token)
+        logger.info("agent %s application lookup %s: %s", agent, mask(number), describe(result))
+        if result.kind == "not_found":
+            return {"kind": "application", "found": False, "number": number, "outcome": "not_found",
+                    "message": "进度系统里没有这个申请编号。请核对编号，或确认申请是否已提交。"}
+        if not result.ok:
+            return {"kind": "unavailable", "outcome": "unavailable", "message": "进度查询" + UNAVAILABLE}
+        application = {key: value for key, value in result.data.items() if key != "mode"}
+        return {"kind": "application", "found": True, "number": number, "outcome": "found",
+                "application": application}
+
+    async def question(self, text: str) -> Dict[str, Any]:
+        parsed = await self.rasa.parse(text)
+        intent, confidence, entities = None, None, []
+        if parsed.ok:
+            intent_data = parsed.data.get("intent") or {}
+            intent, confidence = intent_data.get("name"), intent_data.get("confidence")
+            entities = parsed.data.get("entities") or []
+            entry = knowledge_view.entry_for(intent, entities, text)
+            if entry:
+                return {"kind": "answer", "outcome": "knowledge", "intent": intent,
+                        "confidence": confidence, **entry}
+        reply = await self.rasa.reply(text)
+        logger.info("agent question: parse=%s intent=%s reply=%s", describe(parsed), intent, describe(reply))
+        if reply.ok:
+            texts = [m.get("text") for m in reply.data if isinstance(m, dict) and m.get("text")]
+            if texts:
+                return {"kind": "answer", "outcome": "bot_reply", "intent": intent,
+                        "confidence": confidence, "title": "机器人回复",
+                        "text": "\n".join(texts), "source": "机器人对话回复（未对应到知识条目）",
+                        "verified": False}
+        return {"kind": "unavailable", "outcome": "unavailable", "message": "问答" + UNAVAILABLE}

@@ -1,0 +1,88 @@
+"""Rasa input channel for the website help widget: POST /webhooks/web/webhook.
+
+Same request and reply as Rasa's REST channel ({"sender", "message"} in, a list of
+{"text", "buttons", ...} out), but:
+- the conversation's input channel is always `web` (actions can render for the widget);
+- bad requests get a 400 with a short reason instead of an exception in Rasa's log;
+- the sender id must look like the widget's (random, 8–64 safe characters) and
+  messages are capped, so nobody can fill the tracker store with huge texts.
+
+Enabled in credentials.yml with `web.rasa_channel.WebInput:`. No sanic app of the web
+console is imported here: Rasa loads this module in its own process.
+"""
+import logging
+import re
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_MESSAGE_CHARS = 500
+
+
+class WebOutputChannel(CollectingOutputChannel):
+    """Collects replies; its name lets responses carry `channel: web` variations."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "web"
+
+
+def parse_request(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
+    """Returns ({"sender", "message", "metadata"}, None) or (None, reason)."""
+    if not isinstance(body, dict):
+        return None, "body must be a JSON object"
+    sender, message = body.get("sender"), body.get("message")
+    if not isinstance(sender, str) or not SENDER_PATTERN.match(sender):
+        return None, "sender must be 8-64 letters, digits, '-' or '_'"
+    if not isinstance(message, str) or not message.strip():
+        return None, "message must be a non-empty string"
+    metadata = body.get("metadata")
+    return {
+        "sender": sender,
+        "message": message.strip()[:MAX_MESSAGE_CHARS],
+        "metadata": metadata if isinstance(metadata, dict) else None,
+    }, None
+
+
+class WebInput(RestInput):
+    @classmethod
+    def name(cls) -> Text:
+        return "web"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        web_webhook = Blueprint("web_widget_webhook", __name__)
+
+        @web_webhook.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @web_webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                body = request.json
+            except Exception:  # sanic raises on malformed JSON
+                body = None
+            parsed, reason = parse_request(body)
+            if parsed is None:
+                return response.json({"error": reason}, status=400)
+            collector = WebOutputChannel()
+            try:
+                await on_new_message(
+                    UserMessage(
+                        parsed["message"], collector, parsed["sender"],
+                        input_channel=self.name(), metadata=parsed["metadata"],
+                    )
+                )
+            except Exception:  # the widget shows its own fallback with 12393
+                logger.exception("web channel: message handling failed")
+                return response.json({"error": "message handling failed"}, status=503)
+            return response.json(collector.messages)
+
+        return web_webhook

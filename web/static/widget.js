@@ -1,0 +1,303 @@
+/*
+ * 南充门诊慢特病 help widget. Plain JavaScript, no dependencies, no build step.
+ *
+ * Embed on any page:
+ *   <script src="https://<web-host>/widget/widget.js"
+ *           data-server="https://<rasa-host>" data-title="门诊慢特病在线咨询" defer></script>
+ *
+ * Talks to Rasa's `web` input channel (POST <server>/webhooks/web/webhook). The
+ * conversation (sender id + transcript), the open/closed state and the 大字 switch are
+ * kept in localStorage, so a reload shows the same conversation. Everything lives in a
+ * shadow root: the host page's CSS cannot break the widget and ours cannot leak out.
+ * All text from the server is inserted with textContent (never innerHTML).
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript ||
+    document.querySelector("script[data-server][src*='widget.js']");
+  if (!script || window.__mzmtbWidgetLoaded) { return; }
+  window.__mzmtbWidgetLoaded = true;
+
+  var server = (script.getAttribute("data-server") || "").replace(/\/+$/, "");
+  var title = script.getAttribute("data-title") || "门诊慢特病在线咨询";
+  var assetBase = new URL(".", script.src).href;
+  var storageKey = "mzmtb-widget:" + server;
+  var REPLY_TIMEOUT_MS = 20000;
+  var MAX_KEPT_MESSAGES = 200;
+  var HOTLINE_HINT = "人工咨询请拨打医保服务热线 12393";
+  var FALLBACK_TEXT = "抱歉，小助手暂时连不上，请稍后再试。着急的话请拨打医保服务热线 12393。";
+  var EMPTY_TEXT = "抱歉，这个问题我暂时答不上来。可以换个说法，或拨打医保服务热线 12393。";
+  var WELCOME = {
+    from: "bot",
+    text: "您好！我是南充门诊慢特病（原特殊病种）申办小助手。可以直接打字提问，也可以点下面的问题：",
+    buttons: [
+      { title: "谁能申请", payload: "谁能申请门诊慢特病" },
+      { title: "要带哪些材料", payload: "申请门诊慢特病要带哪些材料" },
+      { title: "手机上怎么申请", payload: "在手机上怎么申请门诊慢特病" },
+      { title: "怎么查申请进度", payload: "怎么查申请进度" }
+    ]
+  };
+
+  // --- state kept across reloads -----------------------------------------------------
+  var memoryStore = {};
+  function loadState() {
+    var raw = null;
+    try { raw = window.localStorage.getItem(storageKey); } catch (e) { raw = memoryStore[storageKey]; }
+    var state = null;
+    try { state = raw ? JSON.parse(raw) : null; } catch (e) { state = null; }
+    if (!state || state.v !== 1 || typeof state.sender !== "string") {
+      state = { v: 1, sender: newSenderId(), messages: [], large: false, open: false };
+    }
+    if (!Array.isArray(state.messages)) { state.messages = []; }
+    return state;
+  }
+  function saveState() {
+    state.messages = state.messages.slice(-MAX_KEPT_MESSAGES);
+    var raw = JSON.stringify(state);
+    try { window.localStorage.setItem(storageKey, raw); } catch (e) { memoryStore[storageKey] = raw; }
+  }
+  function newSenderId() {
+    if (window.crypto && window.crypto.randomUUID) { return "web-" + window.crypto.randomUUID(); }
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return "web-" + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+  var state = loadState();
+
+  // --- DOM -------------------------------------------------------------------------
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      if (name === "text") { node.textContent = attrs[name]; }
+      else if (name === "hidden") { node.hidden = !!attrs[name]; }
+      else { node.setAttribute(name, attrs[name]); }
+    });
+    (children || []).forEach(function (child) { node.appendChild(child); });
+    return node;
+  }
+  function svgIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  var host = el("div", { id: "mzmtb-help-widget" });
+  var shadow = host.attachShadow({ mode: "open" });
+  shadow.appendChild(el("link", { rel: "stylesheet", href: assetBase + "widget.css" }));
+
+  var launcher = el("button", {
+    type: "button", "class": "mz-launcher", "aria-expanded": "false",
+    "aria-controls": "mz-panel", "aria-label": "打开" + title
+  }, [svgIcon(), el("span", { "class": "mz-launcher-text", text: "在线咨询" })]);
+
+  var largeToggle = el("button", {
+    type: "button", "class": "mz-large-toggle", "aria-pressed": "false",
+    title: "放大字号，方便阅读", text: "大字"
+  });
+  var closeButton = el("button", {
+    type: "button", "class": "mz-close", "aria-label": "关闭咨询窗口", text: "×"
+  });
+  var log = el("div", {
+    "class": "mz-log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
+    "aria-label": "对话记录", tabindex: "0"
+  });
+  var status = el("div", { "class": "mz-status", role: "status", "aria-live": "polite" });
+  var input = el("textarea", {
+    id: "mz-input", "class": "mz-input", rows: "1", maxlength: "500",
+    placeholder: "请输入问题，如：要带哪些材料", autocomplete: "off"
+  });
+  var sendButton = el("button", { type: "submit", "class": "mz-send", text: "发送" });
+  var form = el("form", { "class": "mz-form" }, [
+    el("label", { "for": "mz-input", "class": "mz-sr", text: "输入您的问题" }), input, sendButton
+  ]);
+  var panel = el("section", {
+    id: "mz-panel", "class": "mz-panel", role: "dialog", "aria-labelledby": "mz-title", hidden: true
+  }, [
+    el("header", { "class": "mz-header" }, [
+      el("h2", { id: "mz-title", "class": "mz-title", text: title }), largeToggle, closeButton
+    ]),
+    log, status, form,
+    el("p", { "class": "mz-footer", text: HOTLINE_HINT })
+  ]);
+  var root = el("div", { "class": "mz-root" }, [panel, launcher]);
+  shadow.appendChild(root);
+
+  // --- rendering -------------------------------------------------------------------
+  // Markdown links, bare http(s) URLs and the hotline number become links; the rest is text.
+  var TOKEN = /\[([^\]\n]{1,200})\]\((https?:\/\/[^\s)]+)\)|(https?:\/\/[^\s<>"'，。）]+)|(\b(?:0817-)?12393\b)/g;
+  function appendRichText(parent, text) {
+    var lines = String(text).split("\n");
+    lines.forEach(function (line, index) {
+      if (index > 0) { parent.appendChild(document.createElement("br")); }
+      var last = 0;
+      var match;
+      TOKEN.lastIndex = 0;
+      while ((match = TOKEN.exec(line)) !== null) {
+        if (match.index > last) { parent.appendChild(document.createTextNode(line.slice(last, match.index))); }
+        var link;
+        if (match[1]) { link = el("a", { href: match[2], text: match[1] }); }
+        else if (match[3]) { link = el("a", { href: match[3], text: match[3] }); }
+        else { link = el("a", { href: "tel:" + match[4].replace("-", ""), text: match[4] }); }
+        if (!match[4]) { link.setAttribute("target", "_blank"); link.setAttribute("rel", "noopener noreferrer"); }
+        parent.appendChild(link);
+        last = TOKEN.lastIndex;
+      }
+      if (last < line.length) { parent.appendChild(document.createTextNode(line.slice(last))); }
+    });
+  }
+
+  function renderMessage(message) {
+    var mine = message.from === "user";
+    var bubble = el("div", { "class": "mz-msg " + (mine ? "mz-user" : "mz-bot") }, [
+      el("span", { "class": "mz-sr", text: mine ? "我说：" : "小助手说：" })
+    ]);
+    if (message.text) {
+      var paragraph = el("p", { "class": "mz-text" });
+      appendRichText(paragraph, message.text);
+      bubble.appendChild(paragraph);
+    }
+    if (message.image && /^https?:\/\//.test(message.image)) {
+      bubble.appendChild(el("img", { src: message.image, alt: "图片", "class": "mz-image" }));
+    }
+    if (Array.isArray(message.buttons) && message.buttons.length) {
+      var group = el("div", { "class": "mz-buttons", role: "group", "aria-label": "可选的问题" });
+      message.buttons.forEach(function (button) {
+        var choice = el("button", { type: "button", "class": "mz-choice", text: button.title });
+        choice.addEventListener("click", function () { send(button.payload || button.title, button.title); });
+        group.appendChild(choice);
+      });
+      bubble.appendChild(group);
+    }
+    log.appendChild(bubble);
+  }
+
+  function renderAll() {
+    log.textContent = "";
+    state.messages.forEach(renderMessage);
+    scrollToEnd();
+  }
+  function scrollToEnd() { log.scrollTop = log.scrollHeight; }
+
+  function addMessage(message) {
+    state.messages.push(message);
+    saveState();
+    renderMessage(message);
+    scrollToEnd();
+  }
+
+  function applyLarge() {
+    root.classList.toggle("mz-large", !!state.large);
+    largeToggle.setAttribute("aria-pressed", state.large ? "true" : "false");
+    scrollToEnd();
+  }
+
+  function setOpen(open, focus) {
+    state.open = open;
+    saveState();
+    panel.hidden = !open;
+    root.classList.toggle("mz-open", open);
+    launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      if (!state.messages.length) { addMessage(WELCOME); }
+      scrollToEnd();
+      if (focus) { input.focus(); }
+    } else if (focus) {
+      launcher.focus();
+    }
+  }
+
+  // --- talking to Rasa -------------------------------------------------------------
+  var queue = Promise.resolve();
+  var waiting = 0;
+
+  function setWaiting(delta) {
+    waiting += delta;
+    status.textContent = waiting > 0 ? "小助手正在回复…" : "";
+  }
+
+  function postMessage(text) {
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = setTimeout(function () { if (controller) { controller.abort(); } }, REPLY_TIMEOUT_MS);
+    return fetch(server + "/webhooks/web/webhook", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sender: state.sender, message: text }),
+      signal: controller ? controller.signal : undefined
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    }).finally(function () { clearTimeout(timer); });
+  }
+
+  function send(text, shown) {
+    text = String(text || "").trim();
+    if (!text) { return; }
+    addMessage({ from: "user", text: (shown || text).slice(0, 500) });
+    setWaiting(1);
+    queue = queue.then(function () {
+      return postMessage(text.slice(0, 500)).then(function (replies) {
+        var shownAny = false;
+        (Array.isArray(replies) ? replies : []).forEach(function (reply) {
+          if (!reply || (!reply.text && !reply.buttons && !reply.image)) { return; }
+          var buttons = (reply.buttons || []).filter(function (b) {
+            return b && typeof b.title === "string";
+          }).map(function (b) {
+            return { title: b.title, payload: typeof b.payload === "string" ? b.payload : b.title };
+          });
+          addMessage({
+            from: "bot",
+            text: typeof reply.text === "string" ? reply.text : "",
+            buttons: buttons,
+            image: typeof reply.image === "string" ? reply.image : undefined
+          });
+          shownAny = true;
+        });
+        if (!shownAny) { addMessage({ from: "bot", text: EMPTY_TEXT }); }
+      }).catch(function () {
+        addMessage({ from: "bot", text: FALLBACK_TEXT });
+      }).then(function () { setWaiting(-1); });
+    });
+  }
+
+  // --- events ----------------------------------------------------------------------
+  launcher.addEventListener("click", function () { setOpen(!state.open, true); });
+  closeButton.addEventListener("click", function () { setOpen(false, true); });
+  largeToggle.addEventListener("click", function () {
+    state.large = !state.large;
+    saveState();
+    applyLarge();
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value;
+    input.value = "";
+    send(text);
+    input.focus();
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit"));
+    }
+  });
+  panel.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { setOpen(false, true); }
+  });
+
+  function start() {
+    document.body.appendChild(host);
+    applyLarge();
+    renderAll();
+    if (state.open) { setOpen(true, false); }
+  }
+  if (document.body) { start(); } else { document.addEventListener("DOMContentLoaded", start); }
+})();

@@ -1,0 +1,14 @@
+"""WeChat official-account (公众号) channel.
+
+Protocol modules (no Rasa, no sanic inside; testable on their own):
+    config       settings from WECHAT_* variables / credentials.yml
+    signature    SHA-1 request signatures and timestamp freshness
+    crypto       AES-256-CBC message encryption (32-byte PKCS#7 blocks)
+    messages     XML parsing (defusedxml), passive replies, CDATA escaping, byte splitting
+    menu         knowledge/wechat_menu.yml: welcome menu and CLICK keys
+    api_client   customer-service message API and stable access token (aiohttp)
+    delivery     retry dedupe, per-user button memory, pending replies
+    endpoint     one request in, one response out: the whole protocol
+
+Transport: rasa_channel.WeChatInput is a thin Rasa InputChannel over endpoint.WeChatEndpoint.
+"""

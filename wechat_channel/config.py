@@ -1,0 +1,121 @@
+"""Every setting of the WeChat channel, its environment variable and its default, in one place.
+
+`make run` writes them into credentials.yml as `${WECHAT_...}` references (assistant/stack.py);
+`WeChatSettings.from_mapping` reads the credentials section, `from_env` the environment.
+"""
+import dataclasses
+import pathlib
+import re
+from typing import Any, Mapping, Optional
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+MODES = ("plain", "compatible", "safe")
+DEFAULT_API_BASE = "https://api.weixin.qq.com"
+
+# credentials.yml key -> environment variable
+ENV_VARS = {
+    "token": "WECHAT_TOKEN",
+    "appid": "WECHAT_APPID",
+    "appsecret": "WECHAT_APPSECRET",
+    "aes_key": "WECHAT_AES_KEY",
+    "mode": "WECHAT_MODE",
+    "api_base": "WECHAT_API_BASE",
+    "passive_only": "WECHAT_PASSIVE_ONLY",
+    "reply_deadline": "WECHAT_REPLY_DEADLINE",
+    "menu": "WECHAT_MENU",
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"} if value is not None else False
+
+
+@dataclasses.dataclass
+class WeChatSettings:
+    token: str
+    appid: Optional[str] = None
+    appsecret: Optional[str] = None
+    aes_key: Optional[str] = None
+    mode: str = "plain"
+    api_base: str = DEFAULT_API_BASE
+    # Accounts without the customer-service API (personal / unverified, error 48001):
+    # late answers wait for the user's next message. Switched on at run time by 48001 too.
+    passive_only: bool = False
+    # WeChat drops the request after 5 s; answer passively only if the bot is done by then.
+    reply_deadline: float = 4.5
+    menu_path: pathlib.Path = ROOT / "knowledge" / "wechat_menu.yml"
+    # Not from the environment; tests and code may override them.
+    max_body_bytes: int = 64 * 1024
+    timestamp_tolerance: float = 300.0
+    turn_timeout: float = 60.0  # the bot's answer after this long is replaced by a fallback
+    api_timeout: float = 5.0
+    max_reply_bytes: int = 2048
+    button_memory_size: int = 10000
+    button_memory_ttl: float = 24 * 3600.0
+    pending_ttl: float = 48 * 3600.0
+    dedupe_ttl: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not self.token or not re.fullmatch(r"[A-Za-z0-9]{3,32}", self.token):
+            raise ConfigError("WECHAT_TOKEN must be 3-32 letters or digits")
+        if self.mode not in MODES:
+            raise ConfigError(f"WECHAT_MODE must be one of {', '.join(MODES)}")
+        if self.mode != "plain":
+            if not self.aes_key or len(self.aes_key) != 43:
+                raise ConfigError(f"WECHAT_MODE={self.mode} needs WECHAT_AES_KEY (43 characters)")
+            if not self.appid:
+                raise ConfigError(f"WECHAT_MODE={self.mode} needs WECHAT_APPID")
+        if not self.api_base.startswith(("http://", "https://")):
+            raise ConfigError("WECHAT_API_BASE must be an http(s) URL")
+        self.api_base = self.api_base.rstrip("/")
+        if not 0 < self.reply_deadline < 5:
+            raise ConfigError("WECHAT_REPLY_DEADLINE must be between 0 and 5 seconds")
+
+    @property
+    def can_send_customer_messages(self) -> bool:
+        return bool(self.appid and self.appsecret)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> "WeChatSettings":
+        """From a credentials.yml section (keys of ENV_VARS); unknown keys are an error."""
+        unknown = set(values) - set(ENV_VARS)
+        if unknown:
+            raise ConfigError(f"unknown WeChat settings: {', '.join(sorted(unknown))}")
+        aes_key = _text(values.get("aes_key"))
+        kwargs: dict = {
+            "token": _text(values.get("token")) or "",
+            "appid": _text(values.get("appid")),
+            "appsecret": _text(values.get("appsecret")),
+            "aes_key": aes_key,
+            "mode": (_text(values.get("mode")) or ("safe" if aes_key else "plain")).lower(),
+            "api_base": _text(values.get("api_base")) or DEFAULT_API_BASE,
+            "passive_only": _flag(values.get("passive_only")),
+        }
+        if _text(values.get("reply_deadline")):
+            try:
+                kwargs["reply_deadline"] = float(values["reply_deadline"])
+            except ValueError as exc:
+                raise ConfigError("WECHAT_REPLY_DEADLINE must be a number") from exc
+        if _text(values.get("menu")):
+            path = pathlib.Path(str(values["menu"]))
+            kwargs["menu_path"] = path if path.is_absolute() else ROOT / path
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "WeChatSettings":
+        return cls.from_mapping(
+            {key: environ[var] for key, var in ENV_VARS.items() if environ.get(var)}, **overrides
+        )

@@ -1,0 +1,294 @@
+"""One WeChat request in, one response out — the whole protocol, without a web framework.
+
+`WeChatEndpoint.verify(query)` answers the GET URL check, `receive(query, body)` a push.
+The bot is any coroutine `bot(text, sender_id, metadata) -> [message dicts]` (Rasa's
+collector format); rasa_channel.py plugs Rasa in, tests plug in stand-ins.
+"""
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+import unicodedata
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set
+
+from . import signature
+from .api_client import WeChatApiClient, mask_openid
+from .config import WeChatSettings
+from .crypto import AppIdMismatch, CryptoError, MessageCrypto
+from .delivery import ButtonMemory, InFlight, PendingReplies
+from .menu import Menu, load_menu
+from .messages import (
+    MESSAGE_SEPARATOR, IncomingMessage, MalformedMessage, parse_message, parse_xml,
+    render_bot_messages, render_button_line, render_encrypted_envelope, render_text_reply,
+    split_utf8,
+)
+
+logger = logging.getLogger(__name__)
+
+Bot = Callable[[str, str, Dict[str, Any]], Awaitable[List[Dict[str, Any]]]]
+
+# Fixed replies (Chinese, short; the bot's own answers come from the domain).
+REPLIES = {
+    "voice": "暂时听不懂语音，请发文字提问，比如“要带哪些材料”。",
+    "media": "我只能看懂文字。请直接打字提问，比如“要带哪些材料”“在手机上怎么办”。",
+    "empty": "没有收到文字，请直接打字提问，比如“要带哪些材料”。",
+    "fallback": "系统有点忙，暂时答不上来。请稍后再发一次，或拨打医保服务热线 12393 咨询。",
+    "late_label": "【您上一个问题的回复】",
+    "continued_label": "（接上条）",
+    "more_hint": "（未完，回复“继续”看下一段）",
+}
+CONTINUE_WORDS = {"继续", "下一段", "接着说", "更多"}
+MEDIA_TYPES = {"image", "video", "shortvideo", "location", "link", "file", "music"}
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
+def _forbidden(reason: str) -> Response:
+    logger.warning("wechat: rejected request (%s)", reason)
+    return Response(403, "forbidden")
+
+
+def _bad_request(reason: str) -> Response:
+    logger.warning("wechat: malformed request (%s)", reason)
+    return Response(400, "bad request")
+
+
+class WeChatEndpoint:
+    def __init__(self, settings: WeChatSettings, bot: Bot, menu: Optional[Menu] = None,
+                 api: Optional[WeChatApiClient] = None,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.bot = bot
+        self.menu = menu or load_menu(settings.menu_path)
+        self.clock = clock
+        self.crypto = (
+            MessageCrypto(settings.aes_key, settings.appid or "")
+            if settings.aes_key and settings.appid else None
+        )
+        if api is None and settings.can_send_customer_messages:
+            api = WeChatApiClient(settings.api_base, settings.appid, settings.appsecret,
+                                  timeout=settings.api_timeout, clock=monotonic)
+        self.api = api
+        self.passive_only = settings.passive_only or api is None
+        self.inflight = InFlight(ttl=settings.dedupe_ttl, clock=monotonic)
+        self.buttons = ButtonMemory(settings.button_memory_size, settings.button_memory_ttl,
+                                    clock=monotonic)
+        self.pending = PendingReplies(ttl=settings.pending_ttl, clock=monotonic)
+        self._background: Set["asyncio.Future[Any]"] = set()
+        self.bot_runs = 0
+        self.customer_messages_sent = 0
+
+    # --- HTTP ----------------------------------------------------------------------
+    def _check_request(self, query: Mapping[str, str]) -> Optional[Response]:
+        timestamp, nonce = query.get("timestamp"), query.get("nonce")
+        if not signature.is_fresh(timestamp, self.clock(), self.settings.timestamp_tolerance):
+            return _forbidden("missing or stale timestamp")
+        if not signature.check_signature(self.settings.token, timestamp, nonce,
+                                         query.get("signature")):
+            return _forbidden("bad signature")
+        return None
+
+    def verify(self, query: Mapping[str, str]) -> Response:
+        """GET URL check: echo `echostr` when the signature is ours."""
+        rejected = self._check_request(query)
+        if rejected:
+            return rejected
+        echostr = query.get("echostr")
+        if not echostr:
+            return _bad_request("no echostr")
+        return Response(200, echostr)
+
+    async def receive(self, query: Mapping[str, str], body: bytes) -> Response:
+        """POST push: check, decrypt, dispatch, render the passive reply (or `success`)."""
+        rejected = self._check_request(query)
+        if rejected:
+            return rejected
+        if len(body) > self.settings.max_body_bytes:
+            logger.warning("wechat: rejected body of %d bytes", len(body))
+            return Response(413, "payload too large")
+        encrypted = (query.get("encrypt_type") or "").lower() == "aes"
+        if self.settings.mode == "safe" and not encrypted:
+            return _forbidden("safe mode requires encrypt_type=aes")
+        try:
+            fields = parse_xml(body)
+        except MalformedMessage as exc:
+            return _bad_request(str(exc))
+        decrypt = encrypted and self.crypto is not None
+        if decrypt:
+            encrypt = fields.get("Encrypt") or ""
+            if not encrypt:
+                return _bad_request("no Encrypt field")
+            if not signature.check_msg_signature(self.settings.token, query.get("timestamp"),
+                                                 query.get("nonce"), encrypt,
+                                                 query.get("msg_signature")):
+                return _forbidden("bad msg_signature")
+            try:
+                fields = parse_xml(self.crypto.decrypt(encrypt))
+            except AppIdMismatch:
+                return _forbidden("appid mismatch")
+            except (CryptoError, MalformedMessage) as exc:
+                return _bad_request(f"undecryptable message: {exc}")
+        try:
+            message = parse_message(fields)
+        except MalformedMessage as exc:
+            return _bad_request(str(exc))
+        openid = query.get("openid")
+        if openid and openid != message.from_user:
+            return _forbidden("openid does not match FromUserName")
+
+        reply = await self.inflight.attempt(
+            message.dedupe_key,
+            lambda: self._work(message),
+            self.settings.reply_deadline,
+            passive=lambda text: self._compose_passive(message.from_user, text),
+            late=lambda text: self._deliver_late(message.from_user, text),
+        )
+        if not reply:
+            return Response(200, "success")
+        xml = render_text_reply(message.from_user, message.to_user, reply, int(self.clock()))
+        if decrypt:
+            timestamp, nonce = str(int(self.clock())), os.urandom(5).hex()
+            encrypt = self.crypto.encrypt(xml)
+            xml = render_encrypted_envelope(
+                encrypt, signature.sign(self.settings.token, timestamp, nonce, encrypt),
+                timestamp, nonce,
+            )
+        return Response(200, xml, "application/xml; charset=utf-8")
+
+    # --- what a message means -------------------------------------------------------
+    async def _work(self, message: IncomingMessage) -> Optional[str]:
+        """The reply text for one message (None: no reply). Runs once per message."""
+        user = message.from_user
+        kind = message.msg_type
+        logger.info("wechat: %s%s from %s", kind,
+                    f"/{message.event}" if message.event else "", mask_openid(user))
+        if kind == "text":
+            text = unicodedata.normalize("NFKC", message.content).strip()
+            if not text:
+                return REPLIES["empty"]
+            if text in CONTINUE_WORDS and any(h.continued for h in self.pending.peek(user)):
+                return ""  # the held continuation is the whole reply
+            payload = self.buttons.resolve(user, message.content, message.menu_id)
+            typed = message.content.strip()
+            if payload is None and typed.startswith("/"):
+                # only buttons and menus may send "/intent" payloads, not typed text
+                typed = typed.lstrip("/").strip() or typed
+            return await self._bot_turn(user, payload or typed,
+                                        {"msg_type": kind, "button": payload is not None})
+        if kind == "voice":
+            if message.recognition:
+                return await self._bot_turn(user, message.recognition,
+                                            {"msg_type": kind, "button": False})
+            return REPLIES["voice"]
+        if kind in MEDIA_TYPES:
+            return REPLIES["media"]
+        if kind == "event":
+            return await self._event(message)
+        return REPLIES["media"]
+
+    async def _event(self, message: IncomingMessage) -> Optional[str]:
+        user, event = message.from_user, message.event
+        if event == "subscribe":
+            buttons = self.menu.welcome_button_pairs
+            self.buttons.remember(user, buttons)
+            lines = [render_button_line(i, title) for i, (title, _) in enumerate(buttons, 1)]
+            return "\n".join([self.menu.welcome_text] + lines)
+        if event == "unsubscribe":
+            self.buttons.forget(user)
+            self.pending.pop(user)
+            return None
+        if event == "click":
+            entry = self.menu.click(message.event_key)
+            if entry is None:
+                return self.menu.unknown_click_reply
+            return await self._bot_turn(user, entry.payload, {"msg_type": "event", "button": True})
+        return None  # VIEW, SCAN, LOCATION, template results…: nothing to say
+
+    async def _bot_turn(self, user: str, text: str, metadata: Dict[str, Any]) -> str:
+        self.bot_runs += 1
+        task = asyncio.ensure_future(self.bot(text, user, {"wechat": metadata}))
+        done, _ = await asyncio.wait({task}, timeout=self.settings.turn_timeout)
+        if not done:
+            # Not cancelled: Rasa may be halfway through updating the tracker.
+            logger.warning("wechat: bot did not answer %s within %.0fs",
+                           mask_openid(user), self.settings.turn_timeout)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            return REPLIES["fallback"]
+        if task.exception() is not None:
+            logger.error("wechat: bot failed for %s: %s", mask_openid(user),
+                         type(task.exception()).__name__)
+            return REPLIES["fallback"]
+        text_out, buttons = render_bot_messages(task.result() or [])
+        self.buttons.remember(user, buttons)
+        return text_out or REPLIES["fallback"]
+
+    # --- delivery -------------------------------------------------------------------
+    def _compose_passive(self, user: str, text: Optional[str]) -> Optional[str]:
+        """Held replies first, then this answer; the first ≤2048 bytes go passively."""
+        if text is None:
+            return None
+        parts = []
+        for held in self.pending.pop(user):
+            label = REPLIES["continued_label"] if held.continued else REPLIES["late_label"]
+            parts.append(f"{label}\n{held.text}")
+        if text:
+            parts.append(text)
+        full = MESSAGE_SEPARATOR.join(parts)
+        limit = self.settings.max_reply_bytes
+        chunks = split_utf8(full, limit)
+        if not chunks:
+            return None
+        if len(chunks) > 1 and self.passive_only:
+            hint = REPLIES["more_hint"]
+            chunks = split_utf8(full, limit - len(hint.encode("utf-8")) - 1)
+            self.pending.add(user, "\n".join(chunks[1:]), continued=True, front=True)
+            return chunks[0] + "\n" + hint
+        if len(chunks) > 1:
+            self._spawn(self._send_chunks(user, chunks[1:], continued=True))
+        return chunks[0]
+
+    async def _deliver_late(self, user: str, text: Optional[str]) -> None:
+        if not text:
+            return
+        chunks = split_utf8(text, self.settings.max_reply_bytes)
+        await self._send_chunks(user, chunks, continued=False)
+
+    async def _send_chunks(self, user: str, chunks: List[str], continued: bool) -> None:
+        """Customer-service messages in order; whatever cannot be sent is held."""
+        for index, chunk in enumerate(chunks):
+            if self.passive_only or self.api is None:
+                self._hold(user, chunks[index:], continued or index > 0)
+                return
+            result = await self.api.send_text(user, chunk)
+            if result.ok:
+                self.customer_messages_sent += 1
+                continue
+            if result.kind == "no_permission":
+                logger.warning("wechat: customer-service API not permitted (48001); "
+                               "switching to passive-only replies")
+                self.passive_only = True
+            self._hold(user, chunks[index:], continued or index > 0)
+            return
+
+    def _hold(self, user: str, chunks: List[str], continued: bool) -> None:
+        text = "\n".join(chunks)
+        self.pending.add(user, text, continued=continued)
+        logger.info("wechat: holding a reply for %s until their next message", mask_openid(user))
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self.api is not None:
+            await self.api.close()

@@ -1,0 +1,115 @@
+"""Rasa input channel `wechat`: a thin sanic adapter over endpoint.WeChatEndpoint.
+
+credentials.yml (written by assistant/stack.py when WECHAT_TOKEN is set):
+
+    wechat_channel.rasa_channel.WeChatInput:
+      token: ${WECHAT_TOKEN}
+      appid: ${WECHAT_APPID}
+      ...
+
+Webhook: GET/POST /webhooks/wechat/webhook.
+"""
+import logging
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.exceptions import PayloadTooLarge
+from sanic.request import Request
+
+from .config import WeChatSettings
+from .endpoint import WeChatEndpoint
+from .menu import Menu, load_menu
+
+logger = logging.getLogger(__name__)
+
+
+async def _read_body(request: Request, limit: int) -> Optional[bytes]:
+    """The request body, or None as soon as it is longer than `limit` bytes."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None
+    stream = getattr(request, "stream", None)
+    if stream is None or request.body:
+        return request.body if len(request.body) <= limit else None
+    stream.request_max_size = limit  # sanic stops reading (and closes) beyond this
+    chunks: List[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = await stream.read()
+            if chunk is None:
+                break
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except PayloadTooLarge:
+        return None
+    return b"".join(chunks)
+
+
+class WeChatInput(InputChannel):
+    """WeChat official account (公众号) server messages."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        if not credentials:
+            cls.raise_missing_credentials_exception()
+        return cls(WeChatSettings.from_mapping(credentials))
+
+    def __init__(self, settings: WeChatSettings, menu: Optional[Menu] = None,
+                 endpoint_factory: Callable[..., WeChatEndpoint] = WeChatEndpoint):
+        self.settings = settings
+        self.menu = menu or load_menu(settings.menu_path)  # fail at start-up, not on a message
+        self.endpoint_factory = endpoint_factory
+        self.endpoint: Optional[WeChatEndpoint] = None
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        channel_name = self.name()
+
+        async def run_bot(text: Text, sender_id: Text, metadata: Dict[Text, Any]):
+            collector = CollectingOutputChannel()
+            await on_new_message(UserMessage(
+                text, collector, sender_id, input_channel=channel_name, metadata=metadata,
+            ))
+            return collector.messages
+
+        endpoint = self.endpoint_factory(self.settings, run_bot, menu=self.menu)
+        self.endpoint = endpoint
+        webhook = Blueprint(f"{channel_name}_webhook", __name__)
+
+        def query(request: Request) -> Dict[str, str]:
+            return {key: request.args.get(key) for key in request.args}
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request):
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request):
+            result = endpoint.verify(query(request))
+            return response.text(result.body, status=result.status,
+                                 content_type=result.content_type)
+
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request):
+            body = await _read_body(request, endpoint.settings.max_body_bytes)
+            if body is None:
+                logger.warning("wechat: rejected an oversized body")
+                return response.text("payload too large", status=413)
+            result = await endpoint.receive(query(request), body)
+            return response.text(result.body, status=result.status,
+                                 content_type=result.content_type)
+
+        @webhook.listener("after_server_stop")
+        async def close(*_: Any) -> None:
+            await endpoint.close()
+
+        return webhook
