@@ -13,7 +13,13 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.rendering import send
-from assistant.knowledge import DISEASE_TOPICS, KnowledgeBase, disease_like_phrases, get_knowledge
+from assistant.knowledge import (
+    DISEASE_TOPICS,
+    KnowledgeBase,
+    asks_for_the_list,
+    disease_like_phrases,
+    get_knowledge,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +87,8 @@ class ActionAnswerTopic(Action):
                 unknown = [p for p in disease_like_phrases(text) if not kb.recognise_diseases(p)]
                 if unknown:
                     events.append(SlotSet("disease", None))  # don't answer for an older disease
+                elif topic == "disease_coverage" and asks_for_the_list(text):
+                    pass  # "哪些病能办": the catalogue, even after an earlier disease
                 else:
                     diseases = remembered_diseases(kb, tracker)
         answer = kb.answer_topic(topic, diseases, unknown)

@@ -10,7 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.knowledge import Answer
 
-BUTTON_CHANNELS = {"socketio", "rest", "wechat", "callback"}
+# every channel this project serves (web = the help widget, web/rasa_channel.py)
+BUTTON_CHANNELS = {"web", "socketio", "rest", "wechat", "callback"}
 
 
 def renders_buttons(channel: Optional[str]) -> bool:

@@ -122,6 +122,16 @@ _DISEASE_SUFFIX = re.compile(
 _NON_CJK = re.compile(r"[^\u4e00-\u9fff]+")
 
 
+_LIST_QUESTION = re.compile(
+    r"(哪些|哪几|哪种|什么|啥子?|多少种?|几种).{0,3}病|病种.{0,4}(有哪些|有啥|目录|清单|范围|名单)|目录|名单"
+)
+
+
+def asks_for_the_list(text: str) -> bool:
+    """"哪些病能办" / "病种目录": the question is about the catalogue, not one disease."""
+    return bool(_LIST_QUESTION.search(normalize_text(text)))
+
+
 def disease_like_phrases(text: str) -> List[str]:
     """Disease-looking phrases left after removing everyday words, e.g. "白癜风"."""
     cleaned = _NON_CJK.sub(" ", normalize_text(text))

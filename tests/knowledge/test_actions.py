@@ -81,6 +81,16 @@ def test_unknown_disease_is_not_confused_with_the_previous_one():
     assert slot_events(events)["disease"] is None
 
 
+def test_which_diseases_lists_the_catalogue_even_after_a_disease_question():
+    messages, _ = run(ActionAnswerTopic(), tracker("那哪些病可以办", "ask_disease_coverage",
+                                                   slots={"disease": ["高血压"]}))
+    text = text_of(messages)
+    assert "我知道的病种有" in text and "冠心病" in text
+    follow_up, _ = run(ActionAnswerTopic(), tracker("这个病能办不", "ask_disease_coverage",
+                                                    slots={"disease": ["高血压"]}))
+    assert "「高血压」" in text_of(follow_up)
+
+
 def test_general_materials_without_any_disease():
     messages, _ = run(ActionAnswerTopic(), tracker("材料", "ask_materials"))
     text = text_of(messages)
@@ -89,8 +99,9 @@ def test_general_materials_without_any_disease():
 
 
 def test_buttons_on_the_web_and_typed_suggestions_on_text_only_channels():
-    web, _ = run(ActionAnswerTopic(), tracker("在哪里申请", "ask_channel", channel="socketio"))
-    assert web[-1]["buttons"] and all(len(b["title"]) <= 10 for b in web[-1]["buttons"])
+    for channel in ("web", "socketio", "rest", "wechat"):
+        web, _ = run(ActionAnswerTopic(), tracker("在哪里申请", "ask_channel", channel=channel))
+        assert web[-1]["buttons"] and all(len(b["title"]) <= 10 for b in web[-1]["buttons"]), channel
     plain, _ = run(ActionAnswerTopic(), tracker("在哪里申请", "ask_channel", channel="cmdline"))
     assert not plain[-1]["buttons"]
     assert "您可以接着问：“手机上怎么申请”" in plain[-1]["text"]
