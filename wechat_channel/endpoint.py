@@ -112,7 +112,7 @@ class WeChatEndpoint:
             return rejected
         if len(body) > self.settings.max_body_bytes:
             logger.warning("wechat: rejected body of %d bytes", len(body))
-            return Response(413, "payload too large")
+            return Response(400, "body too large")
         encrypted = (query.get("encrypt_type") or "").lower() == "aes"
         if self.settings.mode == "safe" and not encrypted:
             return _forbidden("safe mode requires encrypt_type=aes")

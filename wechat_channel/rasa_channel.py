@@ -103,7 +103,7 @@ class WeChatInput(InputChannel):
             body = await _read_body(request, endpoint.settings.max_body_bytes)
             if body is None:
                 logger.warning("wechat: rejected an oversized body")
-                return response.text("payload too large", status=413)
+                return response.text("body too large", status=400)  # the contract: 403 or 400 only
             result = await endpoint.receive(query(request), body)
             return response.text(result.body, status=result.status,
                                  content_type=result.content_type)

@@ -97,7 +97,7 @@ def test_one_megabyte_body_is_refused(channel_for, fake_wechat):
     huge = text_xml(OPENID, "长" * (1024 * 1024 // 3))
     query, body = fake_wechat.signed_query(huge, "plain", OPENID)
     assert len(body) >= 1024 * 1024
-    _assert_rejected(fake_wechat.post(query, body), 413, agent)
+    _assert_rejected(fake_wechat.post(query, body), 400, agent)
     # and the channel still answers normally afterwards
     assert fake_wechat.push(text_xml(OPENID, "你好"), mode="plain").content == "答复：你好"
 
