@@ -19,12 +19,14 @@ from assistant.knowledge import (
     asks_for_the_list,
     disease_like_phrases,
     get_knowledge,
+    with_contacts,
 )
 
 logger = logging.getLogger(__name__)
 
 # Said when knowledge/ cannot be read at all (never happens with a validated tree).
-UNAVAILABLE = "抱歉，资料暂时读取不了。请稍后再问，或拨打医保服务热线 12393 咨询。"
+# The hotline comes from knowledge/contacts.yml (with_contacts), so it is written in one place.
+UNAVAILABLE = "抱歉，资料暂时读取不了。请稍后再问，或拨打{hotline_name} {hotline} 咨询。"
 
 
 def named_diseases(kb: KnowledgeBase, message: Dict[Text, Any]) -> List[str]:
@@ -63,7 +65,7 @@ class ActionAnswerTopic(Action):
             kb = get_knowledge()
         except Exception:  # noqa: BLE001 - the user still gets an answer with the hotline
             logger.exception("knowledge/ could not be loaded")
-            dispatcher.utter_message(text=UNAVAILABLE)
+            dispatcher.utter_message(text=with_contacts(UNAVAILABLE))
             return []
 
         message = tracker.latest_message or {}

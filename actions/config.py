@@ -27,6 +27,9 @@ PROGRESS_SERVICE_URL = _env("PROGRESS_SERVICE_URL", "http://127.0.0.1:8001")
 PROGRESS_API_KEY = _env("PROGRESS_API_KEY")
 # One request to the service, connect + answer; the action answers within ~3 s in total.
 PROGRESS_TIMEOUT_SECONDS = float(_env("PROGRESS_TIMEOUT_SECONDS", "2.0"))
+# Worker threads for lookups (a pool of their own, so a stuck service cannot starve
+# the action server's default pool).
+PROGRESS_LOOKUP_THREADS = int(_env("PROGRESS_LOOKUP_THREADS", "4"))
 # ASSUMPTION: the real number format is unknown. Applied after normalisation
 # (half-width, upper case, spaces and dashes removed).
 PROGRESS_APPLICATION_NO_PATTERN = _env("PROGRESS_APPLICATION_NO_PATTERN", r"^[A-Z]{2}\d{8,20}$")

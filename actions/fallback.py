@@ -15,12 +15,13 @@ from rasa_sdk.events import SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.rendering import send
-from assistant.knowledge import get_knowledge
+from assistant.knowledge import get_knowledge, with_contacts
 
 logger = logging.getLogger(__name__)
 
 ASKED = "asked"
-HANDOFF_TEXT = "抱歉，我没弄明白。请拨打医保服务热线 12393，或到医保经办大厅窗口咨询。"
+# Said when knowledge/ cannot be loaded; hotline and window from knowledge/contacts.yml.
+HANDOFF_TEXT = "抱歉，我没弄明白。请拨打{hotline_name} {hotline}，或到{window}咨询。"
 
 
 def asked_on_previous_turn(events: List[Dict[Text, Any]]) -> bool:
@@ -45,7 +46,7 @@ class ActionFallbackLadder(Action):
             kb = get_knowledge()
         except Exception:  # noqa: BLE001
             logger.exception("knowledge/ could not be loaded")
-            dispatcher.utter_message(text=HANDOFF_TEXT)
+            dispatcher.utter_message(text=with_contacts(HANDOFF_TEXT))
             return []
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
         # core fallback: forget the message the policies could not handle

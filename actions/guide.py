@@ -14,10 +14,12 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import config
 from assistant import guide
+from assistant.knowledge import with_contacts
 
 logger = logging.getLogger(__name__)
 
-UNAVAILABLE = "申请步骤指引暂时打不开。您可以直接问我具体问题，或拨打医保服务热线 {hotline}。"
+# Hotline from knowledge/contacts.yml (with_contacts), written in one place.
+UNAVAILABLE = "申请步骤指引暂时打不开。您可以直接问我具体问题，或拨打{hotline_name} {hotline}。"
 
 
 class _GuideMixin:
@@ -40,7 +42,7 @@ class _GuideMixin:
             result = self.turn(data, tracker, state, wechat)
         except Exception:  # a broken knowledge file must not break the conversation
             logger.exception("guide: cannot run %s", self.name())
-            dispatcher.utter_message(text=UNAVAILABLE.format(hotline=config.HOTLINE))
+            dispatcher.utter_message(text=with_contacts(UNAVAILABLE))
             return [SlotSet("guide_active", False), SlotSet("guide_awaiting", None)]
 
         for reply in result.replies:

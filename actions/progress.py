@@ -26,6 +26,7 @@ from assistant.textnorm import to_halfwidth
 from progress_service.formats import (
     CHINA_TZ, STATUS_LABELS, normalize_application_no, normalize_id_last4,
 )
+from progress_service.privacy import mask_id_card_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +158,8 @@ class ValidateProgressForm(FormValidationAction):
         if entity:
             return {"application_no": entity}
         if _asking(tracker, "application_no") and DIGIT.search(_latest_text(tracker)):
-            return {"application_no": _latest_text(tracker)}  # an attempt; validation decides
+            # an attempt; validation decides. A full ID number typed here is kept masked.
+            return {"application_no": mask_id_card_numbers(_latest_text(tracker))}
         return {}
 
     async def extract_id_last4(self, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -166,7 +168,8 @@ class ValidateProgressForm(FormValidationAction):
             return {}
         if next(tracker.get_latest_entity_values("application_no"), None):
             return {}  # the user gave (another) number instead
-        text = _latest_text(tracker)
+        # a full ID number (also typed in groups) keeps only its last 4, which is the answer
+        text = mask_id_card_numbers(_latest_text(tracker))
         full_id = FULL_ID_IN_TEXT.search(text)
         if full_id:
             return {"id_last4": full_id.group(0)[-4:]}

@@ -7,8 +7,11 @@ exception. Base URL, key and timeout default to actions/config.py and can be pas
 thread with an overall deadline, so the action server's event loop never waits on it.
 """
 import asyncio
+import concurrent.futures
 import dataclasses
+import json
 import logging
+import time
 from typing import Any, Dict, Optional
 from urllib.parse import quote
 
@@ -19,6 +22,40 @@ from progress_service.agent_tokens import issue_agent_token
 from progress_service.privacy import mask_application_no, sender_reference
 
 logger = logging.getLogger(__name__)
+
+# The service's answers are a few KB; anything much larger is not its answer.
+MAX_BODY_BYTES = 256 * 1024
+
+# Lookups run here, not in the event loop's default pool: a service that trickles its
+# headers can hold a thread past the deadline, and then only this small pool fills up
+# (further lookups wait, time out and answer "unavailable") instead of every
+# asyncio.to_thread user of the action server.
+_LOOKUP_POOL = concurrent.futures.ThreadPoolExecutor(
+    max_workers=config.PROGRESS_LOOKUP_THREADS, thread_name_prefix="progress-lookup")
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+def _read_body(response, deadline: float) -> bytes:
+    """The body, read as it arrives, giving up once the total deadline has passed:
+    requests' own read timeout is per socket read, so a trickling server would
+    otherwise hold the thread indefinitely."""
+    raw = response.raw
+    body = bytearray()
+    while True:
+        if time.monotonic() > deadline:
+            raise _DeadlinePassed()
+        if hasattr(raw, "read1"):
+            chunk = raw.read1(65536, decode_content=False)
+        else:  # older urllib3: one byte at a time never blocks for more than one read
+            chunk = raw.read(1, decode_content=False)
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _DeadlinePassed()
 
 
 @dataclasses.dataclass
@@ -42,16 +79,30 @@ class ProgressClient:
     def _get(self, application_no: str, headers: Dict[str, str]) -> LookupResult:
         url = f"{self.base_url}/api/v1/applications/{quote(application_no, safe='')}"
         masked = mask_application_no(application_no)
+        deadline = time.monotonic() + self.timeout
         try:
             response = requests.get(
-                url, headers={"X-API-Key": self.api_key or "", **headers},
-                timeout=(self.timeout, self.timeout),
+                url, headers={"X-API-Key": self.api_key or "", "Accept-Encoding": "identity",
+                              **headers},
+                timeout=(self.timeout, self.timeout), stream=True,
             )
-        except requests.RequestException as error:
+            try:
+                payload = _read_body(response, deadline)
+            finally:
+                response.close()
+        except _DeadlinePassed:
+            logger.warning("progress service answer for %s took longer than %.1fs or was too large",
+                           masked, self.timeout)
+            return LookupResult("unavailable")
+        except (requests.RequestException, OSError, ValueError) as error:
+            # urllib3 errors while streaming the body are not all RequestExceptions
             logger.warning("progress service unreachable for %s: %s", masked, type(error).__name__)
             return LookupResult("unavailable")
+        except Exception as error:  # noqa: BLE001 - never let a lookup break the conversation
+            logger.warning("progress service answer for %s unreadable: %s", masked, type(error).__name__)
+            return LookupResult("unavailable")
         try:
-            body = response.json()
+            body = json.loads(payload.decode("utf-8")) if payload else {}
         except ValueError:
             body = {}
         if not isinstance(body, dict):
@@ -103,7 +154,9 @@ class ProgressClient:
         try:
             # a worker thread, and an overall deadline: a server that trickles its
             # answer byte by byte cannot hold the conversation past the timeout
-            return await asyncio.wait_for(asyncio.to_thread(function, *args), self.timeout + 0.2)
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(loop.run_in_executor(_LOOKUP_POOL, function, *args),
+                                          self.timeout + 0.2)
         except asyncio.TimeoutError:
             logger.warning("progress service did not answer within %.1fs", self.timeout)
             return LookupResult("unavailable")

@@ -139,7 +139,10 @@ class GuideData:
 
     @property
     def hotline(self) -> str:
-        return self.text("hotline", default="12393")
+        """knowledge/contacts.yml's hotline (one place), unless guide_steps.yml overrides it."""
+        from assistant.knowledge import contact_context  # local: keeps this module light
+
+        return self.text("hotline", default="") or contact_context()["hotline"]
 
     @property
     def caveat(self) -> str:
@@ -409,7 +412,7 @@ class Renderer:
             where = f"{self.header(state)}第{state.step}步"
             text = f"好的，先停在{where}。想接着看时说“继续”，想从头来说“重新开始”。其他问题可以直接问我。"
         else:
-            text = f"好的，已退出申请指引。其他问题可以直接问我，或拨打医保服务热线 {self.data.hotline}。"
+            text = f"好的，已退出申请指引。其他问题可以直接问我，或拨打 {self.data.hotline}。"
         return Reply(text)
 
 

@@ -50,7 +50,11 @@ FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff")
 
 # Placeholders each kind of template may use.
 BASE_FIELDS = {"hotline", "hotline_name", "hotline_description", "window",
-               "channel_lines", "material_items", "disease_list"}
+               "channel_lines", "material_items", "disease_list",
+               "verified_disease_list", "unverified_disease_list"}
+
+# Used only when knowledge/contacts.yml itself cannot be read (see contact_context()).
+DEFAULT_HOTLINE = {"hotline": "12393", "hotline_name": "医保服务热线", "window": "医保经办大厅"}
 VARIANT_FIELDS = {
     "verified_line": {"name"},
     "unverified_line": {"name"},
@@ -210,15 +214,10 @@ class KnowledgeBase:
         return self.caveat_template.format_map(self.base_context())
 
     def base_context(self) -> Dict[str, str]:
-        hotline = self.contacts.get("hotline") or {}
-        window = self.contacts.get("window") or {}
         apply_channels = [channel for channel in self.channels if channel.get("apply")]
         items = [str(item) for item in (self.topics.get("materials") or {}).get("items") or []]
         return {
-            "hotline": str(hotline.get("number", "12393")),
-            "hotline_name": str(hotline.get("name", "医保服务热线")),
-            "hotline_description": str(hotline.get("description", "")),
-            "window": str(window.get("name", "医保经办大厅")),
+            **_contact_fields(self.contacts),
             "channel_lines": _numbered(
                 f"{channel['name']}：{channel.get('convenience', '')}；适合{channel.get('suits', '')}。"
                 for channel in apply_channels
@@ -227,6 +226,10 @@ class KnowledgeBase:
                 item + ("。" if index == len(items) - 1 else "；") for index, item in enumerate(items)
             ),
             "disease_list": "、".join(disease.name for disease in self.diseases),
+            # verified = confirmed by a source as a 门诊慢特病 (national list); the others
+            # are common elsewhere and must be presented as not confirmed for 南充
+            "verified_disease_list": "、".join(d.name for d in self.diseases if d.verified),
+            "unverified_disease_list": "、".join(d.name for d in self.diseases if not d.verified),
         }
 
     def _render(self, template: str, **values: str) -> str:
@@ -342,6 +345,40 @@ class KnowledgeBase:
                         taken[i] = True
                     found.append((match.start(), self.alias_index[name]))
         return list(dict.fromkeys(name for _, name in sorted(found)))
+
+
+def _contact_fields(contacts: Dict[str, Any]) -> Dict[str, str]:
+    hotline = contacts.get("hotline") or {}
+    window = contacts.get("window") or {}
+    return {
+        "hotline": str(hotline.get("number") or DEFAULT_HOTLINE["hotline"]),
+        "hotline_name": str(hotline.get("name") or DEFAULT_HOTLINE["hotline_name"]),
+        "hotline_description": str(hotline.get("description", "")),
+        "window": str(window.get("name") or DEFAULT_HOTLINE["window"]),
+    }
+
+
+def contact_context(directory: pathlib.Path = KNOWLEDGE_DIR) -> Dict[str, str]:
+    """{hotline}, {hotline_name}, {hotline_description}, {window} from knowledge/contacts.yml,
+    for the few texts said when the rest of the knowledge base is unusable. Never raises:
+    the cached knowledge base first, then contacts.yml alone, then DEFAULT_HOTLINE."""
+    try:
+        return _contact_fields(get_knowledge(directory).contacts)
+    except Exception:  # noqa: BLE001 - this is the last-resort path
+        pass
+    try:
+        with (pathlib.Path(directory) / "contacts.yml").open(encoding="utf-8") as handle:
+            document = yaml.safe_load(handle) or {}
+        if isinstance(document, dict):
+            return _contact_fields(document)
+    except Exception:  # noqa: BLE001
+        logger.exception("knowledge/contacts.yml could not be read; using the default hotline")
+    return _contact_fields({})
+
+
+def with_contacts(template: str, directory: pathlib.Path = KNOWLEDGE_DIR) -> str:
+    """A text with {hotline}/{hotline_name}/{window} filled from knowledge/contacts.yml."""
+    return template.format_map(contact_context(directory))
 
 
 # --- cached access for the action server ---------------------------------------------

@@ -103,7 +103,8 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
     token = rasa_auth_token(settings, environ)
     if token:
         # The HTTP API (tracker access, model replacement) exists only behind a token.
-        rasa += ["--enable-api", "--auth-token", token]
+        # "=" form: a urlsafe token may start with "-", which argparse would take for an option.
+        rasa += ["--enable-api", f"--auth-token={token}"]
     base = f"http://{settings.host}"
     services = [
         Service(

@@ -9,10 +9,12 @@ import csv
 import dataclasses
 import io
 import os
+import pathlib
 import re
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from progress_service import db
 from progress_service.formats import (
     SANE_APPLICATION_NO, STATUS_LABELS, normalize_application_no, normalize_id_last4,
     normalize_status, parse_date, parse_datetime,
@@ -23,6 +25,16 @@ COLUMNS = [
     "application_no", "id_last4", "applicant_name", "disease", "channel", "submitted_at",
     "status", "status_updated_at", "note", "valid_from", "valid_until",
 ]
+
+
+# Longest value each text column holds (progress_service/db.py); longer values are
+# rejected here, so PostgreSQL never sees them (it would raise, not truncate).
+MAX_LENGTHS = {
+    "application_no": db.applications.c.application_no.type.length,
+    "applicant_name": db.applications.c.applicant_name.type.length,
+    "disease": db.applications.c.disease.type.length,
+    "channel": db.applications.c.channel.type.length,
+}
 
 
 class ImportRejected(Exception):
@@ -63,8 +75,14 @@ def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool,
         value = raw.get(name)
         return "" if value is None else str(value).strip()
 
+    for field, limit in MAX_LENGTHS.items():
+        if len(text(field)) > limit:
+            errors.append(f"{field} 太长：最多{limit}个字符，实际{len(text(field))}个")
+
     number = normalize_application_no(text("application_no"))
-    if not SANE_APPLICATION_NO.match(number):
+    if len(number) > MAX_LENGTHS["application_no"]:
+        pass  # already reported above
+    elif not SANE_APPLICATION_NO.match(number):
         errors.append("application_no 为空或含有字母数字以外的字符")
     elif number_pattern and not re.match(number_pattern, number):
         warnings.append(f"application_no 不符合 PROGRESS_APPLICATION_NO_PATTERN（{number_pattern}），机器人会当作格式错误")
@@ -180,6 +198,24 @@ def import_file(path: str, store, number_pattern: Optional[str] = None) -> Dict[
             "warnings": parsed.warnings, **counts}
 
 
+def is_default_dev_database(url: str) -> bool:
+    """True only for a SQLite file inside the project's .state/ folder."""
+    from actions import config
+
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return False
+    path = url[len(prefix):].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return False
+    try:
+        resolved = pathlib.Path(path).resolve()
+    except (OSError, ValueError):
+        return False
+    state = (config.ROOT / ".state").resolve()
+    return resolved == state or state in resolved.parents
+
+
 def main(argv=None) -> int:
     from actions import config
     from progress_service.db import make_engine
@@ -192,8 +228,15 @@ def main(argv=None) -> int:
     if not os.path.isfile(args.file):
         print(f"找不到文件：{args.file}", file=sys.stderr)
         return 2
-    key = config.PROGRESS_ID_HASH_KEY or ensure_dev_secrets(
-        config.PROGRESS_DEV_SECRETS_FILE)["PROGRESS_ID_HASH_KEY"]
+    key = config.PROGRESS_ID_HASH_KEY
+    if not key:
+        if not is_default_dev_database(config.PROGRESS_DATABASE_URL):
+            # A generated key would make every imported suffix unusable in production.
+            print("缺少环境变量 PROGRESS_ID_HASH_KEY：PROGRESS_DATABASE_URL 不是默认的开发数据库"
+                  "（.state/ 下的 SQLite），请设置与进度服务相同的 PROGRESS_ID_HASH_KEY 后再导入",
+                  file=sys.stderr)
+            return 2
+        key = ensure_dev_secrets(config.PROGRESS_DEV_SECRETS_FILE)["PROGRESS_ID_HASH_KEY"]
     store = ProgressStore(make_engine(config.PROGRESS_DATABASE_URL), key)
     try:
         result = import_file(args.file, store, config.PROGRESS_APPLICATION_NO_PATTERN)

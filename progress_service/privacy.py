@@ -38,6 +38,24 @@ def mask_text(text: str) -> str:
     return _NUMBERISH.sub(lambda m: mask_application_no(m.group(0)), text or "")
 
 
+_ID_DIGIT = "[0-9０-９]"
+_ID_SEP = r"[ \u3000\t\-]?"
+# A full mainland ID-card number: 17 digits and a digit or X, possibly typed in groups
+# with spaces or dashes, half- or full-width; not part of a longer digit run.
+_FULL_ID = re.compile(
+    f"(?<![0-9０-９])(?:{_ID_DIGIT}{_ID_SEP}){{17}}[0-9０-９XxＸｘ](?![0-9０-９A-Za-zＡ-Ｚａ-ｚ])"
+)
+
+
+def mask_id_card_numbers(text: str) -> str:
+    """'我的身份证 51130219800101 1234' -> '我的身份证 **************1234': only the last 4 stay."""
+    def keep_last4(match):
+        characters = [c for c in match.group(0) if not c.isspace() and c != "-"]
+        return "*" * (len(characters) - 4) + "".join(characters[-4:])
+
+    return _FULL_ID.sub(keep_last4, text or "")
+
+
 def keyed_hash(key: str, *parts: str) -> str:
     """HMAC-SHA256 of the parts; used for ID suffixes, lockout keys and audit rows."""
     message = "\x1f".join(parts).encode("utf-8")

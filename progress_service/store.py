@@ -1,6 +1,7 @@
 """What the progress service does, without HTTP: lookups, updates, lockouts, audit."""
 import dataclasses
 import datetime as dt
+import hmac
 import logging
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
@@ -60,18 +61,23 @@ class ProgressStore:
         self.clock = clock
 
     # --- reading --------------------------------------------------------------------
-    def _load(self, conn, application_no: str):
-        row = conn.execute(
+    def _load_row(self, conn, application_no: str):
+        return conn.execute(
             sa.select(db.applications).where(db.applications.c.application_no == application_no)
         ).mappings().first()
-        if row is None:
-            return None, []
-        history = conn.execute(
+
+    def _load_history(self, conn, application_no: str):
+        return conn.execute(
             sa.select(db.status_history)
             .where(db.status_history.c.application_no == application_no)
             .order_by(db.status_history.c.changed_at, db.status_history.c.id)
         ).mappings().all()
-        return row, history
+
+    def _load(self, conn, application_no: str):
+        row = self._load_row(conn, application_no)
+        if row is None:
+            return None, []
+        return row, self._load_history(conn, application_no)
 
     @staticmethod
     def _view(row, history, agent: bool) -> Dict[str, Any]:
@@ -133,9 +139,10 @@ class ProgressStore:
             retry_after = self._retry_after(conn, keys, now)
             if retry_after:
                 return Outcome("locked", retry_after=retry_after)
-            row, history = self._load(conn, application_no)
+            row = self._load_row(conn, application_no)
             expected = id_suffix_hash(self.id_hash_key, application_no, id_last4)
-            if row is None or row["id_hash"] != expected:
+            if row is None or not hmac.compare_digest(
+                    str(row["id_hash"]).encode("ascii"), expected.encode("ascii")):
                 conn.execute(db.failed_verifications.insert(), [
                     {"scope": scope, "key": key, "at": now} for scope, key in keys
                 ])
@@ -143,6 +150,8 @@ class ProgressStore:
                 conn.execute(db.failed_verifications.delete().where(
                     db.failed_verifications.c.at < now - self.window_seconds))
                 return Outcome("no_match")
+            # history only once the suffix matched
+            history = self._load_history(conn, application_no)
             return Outcome("found", self._view(row, history, agent=False))
 
     def lookup_agent(self, application_no: str, agent: str) -> Outcome:

@@ -112,8 +112,12 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         if max_age is not None:
             cookie["max-age"] = max_age
 
-    def session_of(request: Request) -> Optional[Tuple[str, str]]:
-        return store.touch_session(request.cookies.get(SESSION_COOKIE, ""))
+    async def off_loop(function, *args):
+        """SQLite calls (sessions, audit, passwords) run in the executor, not on the loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+    async def session_of(request: Request) -> Optional[Tuple[str, str]]:
+        return await off_loop(store.touch_session, request.cookies.get(SESSION_COOKIE, ""))
 
     def unauthorized():
         return response.json({"error": "未登录或登录已过期，请重新登录。"}, status=401)
@@ -134,7 +138,8 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
     @app.get("/")
     async def demo_page(request: Request):
         page = (STATIC_DIR / "demo.html").read_text(encoding="utf-8")
-        widget_src = f"{request.scheme}://{request.host}/widget/widget.js"
+        # from configuration, never from the request's Host header
+        widget_src = f"{config.public_url}/widget/widget.js"
         tag = (
             f'<script src="{html.escape(widget_src)}" data-server="{html.escape(config.widget_server_url)}"'
             f' data-title="{html.escape(config.widget_title)}" defer></script>'
@@ -173,14 +178,13 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         key = (username.lower(), request.remote_addr or request.ip or "")
         if throttle.blocked(key):
             return response.json({"error": "失败次数过多，请 15 分钟后再试。"}, status=429)
-        loop = asyncio.get_running_loop()
-        valid = await loop.run_in_executor(None, store.check_password, username, password)
+        valid = await off_loop(store.check_password, username, password)
         if not valid:
             throttle.failed(key)
             logger.info("agent sign-in refused for %s", mask(username))
             return response.json({"error": "用户名或密码不正确。"}, status=401)
         throttle.clear(key)
-        token, csrf = store.open_session(username)
+        token, csrf = await off_loop(store.open_session, username)
         logger.info("agent %s signed in", username)
         resp = response.json({"user": username, "csrf": csrf,
                               "idle_seconds": config.session_idle_seconds})
@@ -189,7 +193,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     @app.get("/agent/api/me")
     async def me(request: Request):
-        session = session_of(request)
+        session = await session_of(request)
         if not session:
             return unauthorized()
         return response.json({"user": session[0], "csrf": session[1],
@@ -197,33 +201,36 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     @app.post("/agent/api/search")
     async def search(request: Request):
-        session = session_of(request)
+        session = await session_of(request)
         if not session:
             return unauthorized()
         if not csrf_ok(request, session[1]):
             return response.json({"error": "请求校验失败，请刷新页面。"}, status=403)
         user = session[0]
+        audit_rows = []
         query = str(_json_body(request).get("q") or "")
         try:
             answer = await console.search(
-                user, query, audit=lambda kind, subject, outcome: store.audit(user, kind, subject, outcome)
+                user, query, audit=lambda kind, subject, outcome: audit_rows.append((kind, subject, outcome))
             )
         except Exception:  # never a 500 for what an agent typed
             logger.exception("agent search failed")
             answer = {"kind": "unavailable", "query": query[:500],
                       "message": "查询出错，请稍后再试；急需时按热线流程处理（12393）。"}
+        for kind, subject, outcome in audit_rows:
+            await off_loop(store.audit, user, kind, subject, outcome)
         answer.pop("outcome", None)
         return response.json(answer)
 
     @app.post("/agent/api/logout")
     async def logout(request: Request):
         token = request.cookies.get(SESSION_COOKIE, "")
-        session = store.touch_session(token)
+        session = await off_loop(store.touch_session, token)
         if not session:
             return unauthorized()
         if not csrf_ok(request, session[1]):
             return response.json({"error": "请求校验失败，请刷新页面。"}, status=403)
-        store.close_session(token)
+        await off_loop(store.close_session, token)
         logger.info("agent %s signed out", session[0])
         resp = response.json({"ok": True})
         set_cookie(resp, SESSION_COOKIE, "", http_only=True, max_age=0)
@@ -231,13 +238,13 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     @app.route("/agent/api/<rest:path>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     async def unknown_api(request: Request, rest: str):
-        if not session_of(request):
+        if not await session_of(request):
             return unauthorized()
         return response.json({"error": "not found"}, status=404)
 
     @app.exception(MethodNotSupported)
     async def wrong_method(request: Request, _exception):
-        if request.path.startswith("/agent/api/") and not session_of(request):
+        if request.path.startswith("/agent/api/") and not await session_of(request):
             return unauthorized()
         return response.json({"error": "method not allowed"}, status=405)
 

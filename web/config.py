@@ -22,6 +22,9 @@ class WebConfig:
     port: int = 8080
     # Rasa as this server reaches it (NLU parse, REST fallback)
     rasa_url: str = "http://127.0.0.1:5005"
+    # this web app as the visitor's browser reaches it (the demo page's widget script URL);
+    # empty: http://<host>:<port>. Set it in production (https://help.example.gov.cn)
+    public_url: str = ""
     # Rasa as the visitor's browser reaches it (the widget on the demo page)
     widget_server_url: str = ""
     # Rasa's HTTP API token (`rasa run --enable-api --auth-token`); empty: parse API unused
@@ -47,6 +50,10 @@ class WebConfig:
     def __post_init__(self):
         if not self.widget_server_url:
             self.widget_server_url = self.rasa_url
+        if not self.public_url:
+            shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            self.public_url = f"http://{shown_host}:{self.port}"
+        self.public_url = self.public_url.rstrip("/")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "WebConfig":
@@ -54,6 +61,7 @@ class WebConfig:
             host=environ.get("WEB_HOST", cls.host),
             port=int(environ.get("WEB_PORT", cls.port)),
             rasa_url=environ.get("RASA_URL", cls.rasa_url).rstrip("/"),
+            public_url=environ.get("WEB_PUBLIC_URL", "").rstrip("/"),
             widget_server_url=environ.get("WIDGET_SERVER_URL", "").rstrip("/"),
             rasa_auth_token=environ.get("RASA_AUTH_TOKEN", ""),
             progress_url=environ.get("PROGRESS_SERVICE_URL", cls.progress_url).rstrip("/"),

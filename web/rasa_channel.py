@@ -4,8 +4,12 @@ Same request and reply as Rasa's REST channel ({"sender", "message"} in, a list 
 {"text", "buttons", ...} out), but:
 - the conversation's input channel is always `web` (actions can render for the widget);
 - bad requests get a 400 with a short reason instead of an exception in Rasa's log;
-- the sender id must look like the widget's (random, 8–64 safe characters) and
-  messages are capped, so nobody can fill the tracker store with huge texts.
+- the sender id must have the widget's own form (`web-` + a random hex UUID) or the
+  agent console's (`agent-console-` + 16 hex digits); anything else (a WeChat OpenID,
+  say) is refused, so nobody can post into another channel's conversation;
+- messages are capped, so nobody can fill the tracker store with huge texts;
+- a full ID-card number in the text is masked to its last 4 characters before the
+  message reaches Rasa, so it never lands in the tracker store.
 
 Enabled in credentials.yml with `web.rasa_channel.WebInput:`. No sanic app of the web
 console is imported here: Rasa loads this module in its own process.
@@ -22,8 +26,20 @@ from sanic.response import HTTPResponse
 
 logger = logging.getLogger(__name__)
 
-SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# web-<uuid4> (or web-<32 hex>) from widget.js; agent-console-<16 hex> from web/clients.py
+SENDER_PATTERN = re.compile(r"^(?:web-[0-9a-f-]{8,64}|agent-console-[0-9a-f]{16})$")
 MAX_MESSAGE_CHARS = 500
+# 18-character ID-card number (17 digits + digit or X), also typed in groups with spaces
+ID_NUMBER_PATTERN = re.compile(r"(?<![0-9A-Za-z])((?:\d[ \u3000]*){17})([\dXx])(?![0-9A-Za-z])")
+
+
+def mask_id_numbers(text: str) -> str:
+    """Replaces each full ID-card number by 14 stars and its last 4 characters."""
+    def keep_last4(match: "re.Match") -> str:
+        digits = re.sub(r"[ \u3000]", "", match.group(1)) + match.group(2).upper()
+        return "*" * 14 + digits[-4:]
+
+    return ID_NUMBER_PATTERN.sub(keep_last4, text)
 
 
 class WebOutputChannel(CollectingOutputChannel):
@@ -40,13 +56,13 @@ def parse_request(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
         return None, "body must be a JSON object"
     sender, message = body.get("sender"), body.get("message")
     if not isinstance(sender, str) or not SENDER_PATTERN.match(sender):
-        return None, "sender must be 8-64 letters, digits, '-' or '_'"
+        return None, "sender must be a widget session id (web-<hex uuid>)"
     if not isinstance(message, str) or not message.strip():
         return None, "message must be a non-empty string"
     metadata = body.get("metadata")
     return {
         "sender": sender,
-        "message": message.strip()[:MAX_MESSAGE_CHARS],
+        "message": mask_id_numbers(message.strip()[:MAX_MESSAGE_CHARS]),
         "metadata": metadata if isinstance(metadata, dict) else None,
     }, None
 

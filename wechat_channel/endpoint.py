@@ -12,6 +12,8 @@ import time
 import unicodedata
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set
 
+from progress_service.privacy import mask_id_card_numbers
+
 from . import signature
 from .api_client import WeChatApiClient, mask_openid
 from .config import WeChatSettings
@@ -180,11 +182,12 @@ class WeChatEndpoint:
             if payload is None and typed.startswith("/"):
                 # only buttons and menus may send "/intent" payloads, not typed text
                 typed = typed.lstrip("/").strip() or typed
-            return await self._bot_turn(user, payload or typed,
+            # a full ID-card number never reaches the bot (and so the tracker store)
+            return await self._bot_turn(user, payload or mask_id_card_numbers(typed),
                                         {"msg_type": kind, "button": payload is not None})
         if kind == "voice":
             if message.recognition:
-                return await self._bot_turn(user, message.recognition,
+                return await self._bot_turn(user, mask_id_card_numbers(message.recognition),
                                             {"msg_type": kind, "button": False})
             return REPLIES["voice"]
         if kind in MEDIA_TYPES:

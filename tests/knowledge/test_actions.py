@@ -85,7 +85,7 @@ def test_which_diseases_lists_the_catalogue_even_after_a_disease_question():
     messages, _ = run(ActionAnswerTopic(), tracker("那哪些病可以办", "ask_disease_coverage",
                                                    slots={"disease": ["高血压"]}))
     text = text_of(messages)
-    assert "我知道的病种有" in text and "冠心病" in text
+    assert "国家公布跨省直接结算的门诊慢特病有" in text and "冠心病" in text
     follow_up, _ = run(ActionAnswerTopic(), tracker("这个病能办不", "ask_disease_coverage",
                                                     slots={"disease": ["高血压"]}))
     assert "「高血压」" in text_of(follow_up)
@@ -154,3 +154,26 @@ def test_dialogue_fallback_reverts_the_message():
     _, events = run(ActionFallbackLadder(), tracker("要得", "affirm", ranking=[
         {"name": "affirm", "confidence": 0.9}, {"name": "ask_materials", "confidence": 0.05}]))
     assert events[0]["event"] == "rewind"
+
+
+def test_when_knowledge_cannot_load_the_reply_still_gives_the_hotline_from_contacts(monkeypatch):
+    import pathlib
+
+    import yaml
+
+    import actions.answers
+    import actions.fallback
+
+    contacts = yaml.safe_load(
+        (pathlib.Path(__file__).resolve().parents[2] / "knowledge" / "contacts.yml").read_text(encoding="utf-8"))
+    hotline = f"{contacts['hotline']['name']} {contacts['hotline']['number']}"
+
+    def broken():
+        raise RuntimeError("knowledge/ unreadable")
+
+    monkeypatch.setattr(actions.answers, "get_knowledge", broken)
+    monkeypatch.setattr(actions.fallback, "get_knowledge", broken)
+    answer, _ = run(ActionAnswerTopic(), tracker("材料", "ask_materials"))
+    handoff, _ = run(ActionFallbackLadder(), tracker("就是那个", "nlu_fallback", ranking=RANKING))
+    for messages in (answer, handoff):
+        assert hotline in text_of(messages) and "{" not in text_of(messages)

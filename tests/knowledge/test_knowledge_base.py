@@ -193,3 +193,57 @@ def test_fallback_question_offers_two_titled_guesses_and_a_human_route(kb):
     assert kb.fallback_question(["greet", "thanks"]) is None
     handoff = kb.handoff().messages[0]
     assert "12393" in handoff and "医保经办大厅" in handoff
+
+
+def _line_with(text, word):
+    return next(line for line in text.splitlines() if word in line)
+
+
+def test_disease_list_separates_verified_from_unverified_diseases(kb):
+    text = "\n".join(kb.answer_topic("disease_coverage").messages)
+    verified = [d.name for d in kb.diseases if d.verified]
+    unverified = [d.name for d in kb.diseases if not d.verified]
+    assert verified and unverified
+    national = _line_with(text, "高血压")
+    others = _line_with(text, "冠心病")
+    assert national != others
+    assert all(name in national for name in verified)
+    assert not any(name in national for name in unverified)
+    assert all(name in others for name in unverified) and "未核实" in others
+    assert "以四川省、南充市现行官方目录为准" in text
+    assert all(visible_length(message) <= 300 for message in kb.answer_topic("disease_coverage").messages)
+
+
+def test_a_disease_edited_to_unverified_moves_out_of_the_national_list(editable):
+    def demote(document):
+        for entry in document["diseases"]:
+            if entry["name"] == "糖尿病":
+                entry["verified"] = False
+    edit(editable, "diseases.yml", demote)
+    text = "\n".join(KnowledgeBase.load(editable).answer_topic("disease_coverage").messages)
+    assert "糖尿病" not in _line_with(text, "高血压")
+    assert "糖尿病" in _line_with(text, "未核实")
+
+
+def test_verified_topics_say_only_what_the_guide_says(kb):
+    upload = "\n".join(kb.answer_topic("upload_quality").messages)
+    assert "签字" not in upload  # the guide asks for clear, complete, unobstructed files only
+    advice = _line_with(upload, "光线")
+    assert "不是官方要求" in advice
+    rejected = kb.topics["rejected"]
+    assert "常见原因" not in rejected["answer"]  # no reasons the sources do not give
+    if not rejected["verified"]:
+        assert CAVEAT in "\n".join(kb.answer_topic("rejected").messages)
+
+
+def test_hotline_texts_come_from_contacts_yml(editable, monkeypatch):
+    from assistant import knowledge
+
+    edit(editable, "contacts.yml", lambda d: d["hotline"].update({"number": "99999", "name": "测试热线"}))
+    assert knowledge.with_contacts("拨打{hotline_name} {hotline}", editable) == "拨打测试热线 99999"
+    (editable / "topics.yml").write_text("topics: [broken", encoding="utf-8")  # rest unusable
+    fresh = editable.parent / "fresh"
+    shutil.copytree(editable, fresh)
+    assert knowledge.contact_context(fresh)["hotline"] == "99999"
+    (fresh / "contacts.yml").unlink()
+    assert knowledge.contact_context(fresh)["hotline"] == "12393"

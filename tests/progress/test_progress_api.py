@@ -130,3 +130,14 @@ def test_log_holds_no_numbers_names_or_suffixes(service):
     assert "NC********04" in log  # requests are logged, masked
     for secret in (NUMBER, "2025000104", "王芳", "1357"):
         assert secret not in log
+
+
+@pytest.mark.parametrize("field,limit", [("applicant_name", 100), ("disease", 200), ("channel", 50)])
+def test_over_long_pushed_values_get_400_not_500(service, field, limit):
+    agency = {"X-API-Key": service.secrets["PROGRESS_AGENCY_KEY"]}
+    update = {"status": "accepted", "status_updated_at": "2025-03-20 09:00", field: "长" * (limit + 1)}
+    status, body, _ = service.request("POST", f"{PATH}/status", agency, update)
+    assert status == 400 and field in body["message"] and f"最多{limit}个字符" in body["message"]
+    update[field] = "长" * limit
+    status, body, _ = service.request("POST", f"{PATH}/status", agency, update)
+    assert status == 200, body

@@ -138,3 +138,96 @@ def test_locked_answer_carries_the_wait(stub):
     server = stub(status=429, body={"error": "locked", "retry_after": 600})
     result = ProgressClient(base_url=server.url, api_key="k").lookup("NC2025000104", "1357", "u")
     assert (result.outcome, result.retry_after) == ("locked", 600)
+
+
+class Trickle:
+    """A loopback server that answers 200 but sends its bytes one at a time, slowly:
+    the whole body (`where="body"`) or even the headers (`where="headers"`)."""
+
+    def __init__(self, where="body", interval=0.1):
+        stop = self.stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                payload = json.dumps({"status": "approved", "padding": "x" * 2000}).encode()
+                try:
+                    if where == "headers":
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                        head = b"X-Slow: " + b"a" * 10000
+                        for byte in head:
+                            if stop.wait(interval):
+                                return
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.flush()
+                    for byte in payload:
+                        if stop.wait(interval):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client gave up
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def trickle():
+    servers = []
+
+    def make(**kwargs):
+        servers.append(Trickle(**kwargs))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_a_body_trickled_byte_by_byte_is_cut_off_at_the_total_deadline(trickle):
+    # every byte arrives well within the per-read timeout, the whole body would take 200 s
+    server = trickle(where="body", interval=0.1)
+    client = ProgressClient(base_url=server.url, api_key="k", timeout=1.0)
+    started = time.monotonic()
+    result = client.lookup("NC2025000104", "1357", "user-1")  # the blocking call itself
+    assert result.outcome == "unavailable"
+    assert time.monotonic() - started < 2.0
+
+
+def test_trickled_headers_fill_only_the_lookup_pool_not_the_default_pool(trickle):
+    from actions import progress_client
+
+    server = trickle(where="headers", interval=0.2)
+    client = ProgressClient(base_url=server.url, api_key="k", timeout=0.5)
+    lookups = progress_client.config.PROGRESS_LOOKUP_THREADS + 2
+
+    async def scenario():
+        started = time.monotonic()
+        results = await asyncio.gather(*[
+            client.lookup_async("NC2025000104", "1357", f"user-{i}") for i in range(lookups)])
+        lookup_elapsed = time.monotonic() - started
+        # the stuck lookup threads do not take the default pool's threads
+        started = time.monotonic()
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 1.0) == "free"
+        return results, lookup_elapsed, time.monotonic() - started
+
+    results, lookup_elapsed, default_elapsed = asyncio.run(scenario())
+    assert [r.outcome for r in results] == ["unavailable"] * lookups
+    assert lookup_elapsed < 1.5  # each caller got its answer at the deadline
+    assert default_elapsed < 0.5

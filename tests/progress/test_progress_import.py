@@ -121,3 +121,66 @@ def test_make_import_progress_reports_line_numbers_and_exit_code(tmp_path, datab
     done = run_import(EXAMPLE_CSV, database_url, secrets_env, use_make=True)
     assert done.returncode == 0, done.stderr
     assert "已导入 7 行" in done.stdout
+
+
+def test_over_long_values_are_rejected_with_line_numbers_and_nothing_written(tmp_path, database_url):
+    # db.py limits: applicant_name 100, disease 200, channel 50, application_no 64.
+    too_long = [
+        row(),
+        f"NC2025000210,4567,{'张' * 101},糖尿病,小程序,2025-03-01 09:00,accepted,2025-03-02 10:00,,,",
+        f"NC2025000211,4567,李四,{'病' * 201},小程序,2025-03-01 09:00,accepted,2025-03-02 10:00,,,",
+        f"NC2025000212,4567,李四,糖尿病,{'渠' * 51},2025-03-01 09:00,accepted,2025-03-02 10:00,,,",
+        f"NC{'1' * 63},4567,李四,糖尿病,小程序,2025-03-01 09:00,accepted,2025-03-02 10:00,,,",
+    ]
+    done = run_import(write_csv(tmp_path / "long.csv", too_long), database_url, {"PROGRESS_ID_HASH_KEY": KEY})
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for line, field, limit in ((3, "applicant_name", 100), (4, "disease", 200), (5, "channel", 50),
+                               (6, "application_no", 64)):
+        assert any(f"第{line}行" in e and field in e and f"最多{limit}个字符" in e
+                   for e in done.stderr.splitlines()), done.stderr
+    assert "第2行" not in done.stderr
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.applications)).scalar() == 0
+    engine.dispose()
+    # exactly at the limits is fine, also on PostgreSQL
+    at_limit = [f"NC{'1' * 62},4567,{'张' * 100},{'病' * 200},{'渠' * 50},2025-03-01 09:00,accepted,2025-03-02 10:00,,,"]
+    done = run_import(write_csv(tmp_path / "limit.csv", at_limit), database_url, {"PROGRESS_ID_HASH_KEY": KEY})
+    assert done.returncode == 0, done.stderr
+
+
+def test_missing_hash_key_with_a_non_default_database_exits_2_and_writes_nothing(tmp_path, database_url):
+    env = {"PROGRESS_ID_HASH_KEY": "", "PROGRESS_DEV_SECRETS_FILE": str(tmp_path / "secrets.env")}
+    done = run_import(EXAMPLE_CSV, database_url, env)
+    assert done.returncode == 2
+    assert "PROGRESS_ID_HASH_KEY" in done.stderr
+    assert not (tmp_path / "secrets.env").exists()  # no development key was generated
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.applications)).scalar() == 0
+    engine.dispose()
+
+
+def test_development_key_is_used_only_for_the_default_sqlite_under_state():
+    from actions import config
+    from progress_service.importer import is_default_dev_database
+
+    assert is_default_dev_database(f"sqlite:///{config.ROOT / '.state' / 'progress.db'}")
+    assert is_default_dev_database(f"sqlite:///{config.ROOT / '.state' / 'sub' / 'x.db'}")
+    assert not is_default_dev_database("sqlite:////var/lib/progress/progress.db")
+    assert not is_default_dev_database(f"sqlite:///{config.ROOT / '.state' / '..' / 'progress.db'}")
+    assert not is_default_dev_database("sqlite://")
+    assert not is_default_dev_database("postgresql://postgres@127.0.0.1:5432/prod")
+
+
+def test_history_is_read_only_after_the_suffix_matched(store, monkeypatch):
+    import_file(str(EXAMPLE_CSV), store, r"^[A-Z]{2}\d{8,20}$")
+    reads = []
+    original = store._load_history
+    monkeypatch.setattr(store, "_load_history", lambda conn, number: reads.append(number) or original(conn, number))
+    assert store.lookup_public("NC2025000104", "0000", "s").kind == "no_match"
+    assert reads == []
+    found = store.lookup_public("NC2025000104", "1357", "s")
+    assert found.kind == "found" and reads == ["NC2025000104"]
+    assert [h["status"] for h in found.application["history"]] == ["submitted", "need_more"]

@@ -73,3 +73,24 @@ def test_dev_secrets_are_generated_once_and_environment_wins(tmp_path):
     overridden = ensure_dev_secrets(path, environ={"PROGRESS_API_KEY": "from-env"})
     assert overridden["PROGRESS_API_KEY"] == "from-env"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def _form_tracker(text, requested):
+    from rasa_sdk import Tracker
+
+    return Tracker("u1", {"requested_slot": requested, "lookup_attempts": 0},
+                   {"text": text, "intent": {"name": "inform_application"}, "entities": []},
+                   [], False, None, {"name": "progress_form"}, "progress_form")
+
+
+@pytest.mark.parametrize("typed", ["511302198001011234", "5113 0219 8001 0112 34", "身份证 511302-19800101-1234"])
+def test_a_full_id_typed_for_the_suffix_gives_its_last_4_and_is_not_kept(typed):
+    import asyncio
+
+    from actions.progress import ValidateProgressForm
+
+    form = ValidateProgressForm()
+    slots = asyncio.run(form.extract_id_last4(None, _form_tracker(typed, "id_last4"), {}))
+    assert slots == {"id_last4": "1234"}
+    slots = asyncio.run(form.extract_application_no(None, _form_tracker(typed, "application_no"), {}))
+    assert "511302" not in slots["application_no"] and slots["application_no"].endswith("1234")

@@ -213,3 +213,22 @@ def test_session_expires_after_inactivity(tmp_path, slow_server):
     finally:
         app.process.terminate()
         app.process.wait(timeout=10)
+
+
+def test_demo_page_takes_the_widget_url_from_configuration_not_the_host_header(tmp_path, slow_server):
+    app = start_web(tmp_path, rasa_url=slow_server, progress_url=slow_server,
+                    WEB_PUBLIC_URL="https://help.example.org/")
+    try:
+        page = requests.get(f"{app.url}/", headers={"Host": "evil.example.com"}, timeout=5).text
+        assert '<script src="https://help.example.org/widget/widget.js"' in page
+        assert "evil.example.com" not in page
+    finally:
+        app.process.terminate()
+        app.process.wait(timeout=10)
+
+
+def test_demo_page_default_widget_url_is_this_app():
+    from web.config import WebConfig
+
+    config = WebConfig.from_env({"WEB_HOST": "0.0.0.0", "WEB_PORT": "9099"})
+    assert config.public_url == "http://127.0.0.1:9099"

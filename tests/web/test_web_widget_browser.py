@@ -184,3 +184,54 @@ def test_bot_buttons_and_links_are_clickable_and_send_the_payload(browser, web_s
         assert sent[0]["sender"] == sent[1]["sender"]
     finally:
         context.close()
+
+
+STORED = "() => localStorage.getItem(Object.keys(localStorage).find(k => k.startsWith('mzmtb-widget:')))"
+
+
+def test_public_pc_privacy_masked_suffix_clear_button_and_idle_expiry(browser, web_stack):
+    """A shared PC: the ID suffix is never stored, 清除记录 wipes it all, 30 idle minutes too."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        open_chat(page, web_stack.web_url + "/")
+        ask(page, "申请要带哪些材料")
+        expect(bot_messages(page)).to_have_count(2, timeout=REPLY_TIMEOUT)
+        ask(page, "5678")  # an ID suffix, as the progress question asks for it
+        expect(page.locator(".mz-user .mz-text").last).to_have_text("****")
+        expect(bot_messages(page)).to_have_count(3, timeout=REPLY_TIMEOUT)
+        raw = page.evaluate(STORED)
+        assert "5678" not in raw and "申请要带哪些材料" in raw
+        first_sender = json.loads(raw)["sender"]
+
+        # a reload keeps the conversation
+        page.reload()
+        expect(page.locator(".mz-user .mz-text").first).to_have_text("申请要带哪些材料")
+
+        # 清除记录: transcript gone (screen and storage), new session id
+        page.get_by_role("button", name="清除记录").click()
+        expect(page.locator(".mz-user")).to_have_count(0)
+        expect(page.get_by_role("status")).to_have_text("对话记录已清除")
+        stored = json.loads(page.evaluate(STORED))
+        assert "申请要带哪些材料" not in json.dumps(stored, ensure_ascii=False)
+        assert stored["sender"] != first_sender and stored["sender"].startswith("web-")
+        page.reload()
+        expect(page.locator(".mz-user")).to_have_count(0)
+
+        # 30 minutes without a message: the next visitor starts afresh
+        ask(page, "谁能申请")
+        expect(page.locator(".mz-user")).to_have_count(1)
+        second_sender = json.loads(page.evaluate(STORED))["sender"]
+        page.evaluate("""() => {
+            const key = Object.keys(localStorage).find(k => k.startsWith('mzmtb-widget:'));
+            const state = JSON.parse(localStorage.getItem(key));
+            state.lastActive = Date.now() - 31 * 60 * 1000;
+            localStorage.setItem(key, JSON.stringify(state));
+        }""")
+        page.reload()
+        page.get_by_role("button", name=LAUNCHER).click()
+        expect(page.get_by_role("dialog", name="门诊慢特病在线咨询")).to_be_visible()
+        expect(page.locator(".mz-user")).to_have_count(0)
+        assert json.loads(page.evaluate(STORED))["sender"] != second_sender
+    finally:
+        context.close()

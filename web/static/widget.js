@@ -7,7 +7,10 @@
  *
  * Talks to Rasa's `web` input channel (POST <server>/webhooks/web/webhook). The
  * conversation (sender id + transcript), the open/closed state and the 大字 switch are
- * kept in localStorage, so a reload shows the same conversation. Everything lives in a
+ * kept in localStorage, so a reload shows the same conversation. Privacy on shared PCs:
+ * after 30 minutes without a message the transcript is dropped and a new session id is
+ * used; ID numbers, application numbers and ID suffixes the visitor types are stored and
+ * shown masked; the 清除记录 button wipes the transcript at once. Everything lives in a
  * shadow root: the host page's CSS cannot break the widget and ours cannot leak out.
  * All text from the server is inserted with textContent (never innerHTML).
  */
@@ -25,6 +28,7 @@
   var storageKey = "mzmtb-widget:" + server;
   var REPLY_TIMEOUT_MS = 20000;
   var MAX_KEPT_MESSAGES = 200;
+  var IDLE_EXPIRY_MS = 30 * 60 * 1000;  // a new visitor on a public PC starts afresh
   var HOTLINE_HINT = "人工咨询请拨打医保服务热线 12393";
   var FALLBACK_TEXT = "抱歉，小助手暂时连不上，请稍后再试。着急的话请拨打医保服务热线 12393。";
   var EMPTY_TEXT = "抱歉，这个问题我暂时答不上来。可以换个说法，或拨打医保服务热线 12393。";
@@ -47,10 +51,38 @@
     var state = null;
     try { state = raw ? JSON.parse(raw) : null; } catch (e) { state = null; }
     if (!state || state.v !== 1 || typeof state.sender !== "string") {
-      state = { v: 1, sender: newSenderId(), messages: [], large: false, open: false };
+      state = freshState(false, false);
+    } else if (expired(state)) {
+      state = freshState(!!state.large, false);
     }
     if (!Array.isArray(state.messages)) { state.messages = []; }
     return state;
+  }
+  function freshState(large, open) {
+    return { v: 1, sender: newSenderId(), messages: [], large: large, open: open, lastActive: Date.now() };
+  }
+  function expired(s) {
+    return typeof s.lastActive !== "number" || Date.now() - s.lastActive > IDLE_EXPIRY_MS;
+  }
+  // What the visitor typed is stored and shown masked when it looks like personal data:
+  // a full ID number keeps its last 4, an application number its first and last 4,
+  // and a lone ID suffix (4 characters: 3 digits + digit or X) becomes ****.
+  function maskNumbers(text) {
+    return String(text)
+      .replace(/(^|[^0-9A-Za-z])((?:\d[ \u3000]*){17}[\dXx])(?![0-9A-Za-z])/g, function (m, pre, id) {
+        var plain = id.replace(/[ \u3000]/g, "");
+        return pre + "**************" + plain.slice(-4).toUpperCase();
+      })
+      .replace(/(^|[^0-9A-Za-z])([A-Za-z]{2}\d{8,20})(?![0-9A-Za-z])/g, function (m, pre, no) {
+        return pre + no.slice(0, 4).toUpperCase() + "****" + no.slice(-4);
+      });
+  }
+  function maskUserText(text) {
+    return maskNumbers(text)
+      .replace(/(^|[^0-9A-Za-z*])\d{3}[\dXx](?![0-9A-Za-z])/g, "$1****")
+      .replace(/(^|[^0-9A-Za-z*])\d{6,}(?![0-9A-Za-z])/g, function (m, pre) {
+        return pre + "*".repeat(m.length - pre.length - 4) + m.slice(-4);
+      });
   }
   function saveState() {
     state.messages = state.messages.slice(-MAX_KEPT_MESSAGES);
@@ -103,6 +135,9 @@
     type: "button", "class": "mz-large-toggle", "aria-pressed": "false",
     title: "放大字号，方便阅读", text: "大字"
   });
+  var clearButton = el("button", {
+    type: "button", "class": "mz-clear", title: "删除本机保存的对话记录，开始新的对话", text: "清除记录"
+  });
   var closeButton = el("button", {
     type: "button", "class": "mz-close", "aria-label": "关闭咨询窗口", text: "×"
   });
@@ -123,7 +158,7 @@
     id: "mz-panel", "class": "mz-panel", role: "dialog", "aria-labelledby": "mz-title", hidden: true
   }, [
     el("header", { "class": "mz-header" }, [
-      el("h2", { id: "mz-title", "class": "mz-title", text: title }), largeToggle, closeButton
+      el("h2", { id: "mz-title", "class": "mz-title", text: title }), clearButton, largeToggle, closeButton
     ]),
     log, status, form,
     el("p", { "class": "mz-footer", text: HOTLINE_HINT })
@@ -188,6 +223,7 @@
   function scrollToEnd() { log.scrollTop = log.scrollHeight; }
 
   function addMessage(message) {
+    state.lastActive = Date.now();
     state.messages.push(message);
     saveState();
     renderMessage(message);
@@ -224,13 +260,13 @@
     status.textContent = waiting > 0 ? "小助手正在回复…" : "";
   }
 
-  function postMessage(text) {
+  function postMessage(sender, text) {
     var controller = window.AbortController ? new AbortController() : null;
     var timer = setTimeout(function () { if (controller) { controller.abort(); } }, REPLY_TIMEOUT_MS);
     return fetch(server + "/webhooks/web/webhook", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender: state.sender, message: text }),
+      body: JSON.stringify({ sender: sender, message: text }),
       signal: controller ? controller.signal : undefined
     }).then(function (response) {
       if (!response.ok) { throw new Error("HTTP " + response.status); }
@@ -241,10 +277,13 @@
   function send(text, shown) {
     text = String(text || "").trim();
     if (!text) { return; }
-    addMessage({ from: "user", text: (shown || text).slice(0, 500) });
+    if (expired(state)) { resetConversation(false); }  // idle too long with the page open
+    addMessage({ from: "user", text: maskUserText((shown || text).slice(0, 500)) });
     setWaiting(1);
+    var sender = state.sender;
     queue = queue.then(function () {
-      return postMessage(text.slice(0, 500)).then(function (replies) {
+      return postMessage(sender, text.slice(0, 500)).then(function (replies) {
+        if (state.sender !== sender) { return; }  // cleared meanwhile: drop the old answer
         var shownAny = false;
         (Array.isArray(replies) ? replies : []).forEach(function (reply) {
           if (!reply || (!reply.text && !reply.buttons && !reply.image)) { return; }
@@ -255,7 +294,7 @@
           });
           addMessage({
             from: "bot",
-            text: typeof reply.text === "string" ? reply.text : "",
+            text: typeof reply.text === "string" ? maskNumbers(reply.text) : "",
             buttons: buttons,
             image: typeof reply.image === "string" ? reply.image : undefined
           });
@@ -263,12 +302,26 @@
         });
         if (!shownAny) { addMessage({ from: "bot", text: EMPTY_TEXT }); }
       }).catch(function () {
+        if (state.sender !== sender) { return; }
         addMessage({ from: "bot", text: FALLBACK_TEXT });
       }).then(function () { setWaiting(-1); });
     });
   }
 
+  // 清除记录: forget the transcript and talk under a new session id from now on
+  function resetConversation(welcome) {
+    state = freshState(!!state.large, !!state.open);
+    saveState();
+    renderAll();
+    if (welcome) { addMessage(WELCOME); }
+  }
+
   // --- events ----------------------------------------------------------------------
+  clearButton.addEventListener("click", function () {
+    resetConversation(true);
+    status.textContent = "对话记录已清除";
+    input.focus();
+  });
   launcher.addEventListener("click", function () { setOpen(!state.open, true); });
   closeButton.addEventListener("click", function () { setOpen(false, true); });
   largeToggle.addEventListener("click", function () {

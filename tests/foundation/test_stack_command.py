@@ -1,0 +1,24 @@
+"""The Rasa command line that `make run` builds must survive any generated token."""
+import argparse
+
+import pytest
+
+
+@pytest.mark.parametrize("token", ["-leading-dash-token", "--double", "plainToken_123"])
+def test_rasa_command_keeps_token_even_when_it_starts_with_a_dash(tmp_path, token):
+    from rasa.cli import run as rasa_run_cli
+
+    from assistant.stack import StackSettings, build_services
+
+    settings = StackSettings(state_dir=tmp_path)
+    services = build_services(settings, {"RASA_AUTH_TOKEN": token})
+    rasa = next(service for service in services if service.name == "rasa")
+    run_index = rasa.command.index("run")
+
+    parser = argparse.ArgumentParser()
+    rasa_run_cli.add_subparser(parser.add_subparsers(), parents=[])
+    # argparse exits (SystemExit 2) on "expected one argument" – the failure seen in CI.
+    arguments = parser.parse_args(rasa.command[run_index:])
+
+    assert arguments.auth_token == token
+    assert arguments.enable_api is True
