@@ -19,8 +19,6 @@ def _env(name: str, default: str = "") -> str:
     return default if value is None or value == "" else value
 
 
-HOTLINE = _env("HOTLINE", "12393")
-
 # --- application progress (actions/progress_client.py, progress_service/) ---------
 # Where the action server finds the progress service and the key it presents.
 PROGRESS_SERVICE_URL = _env("PROGRESS_SERVICE_URL", "http://127.0.0.1:8001")

@@ -16,6 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.rendering import send
 from assistant.knowledge import get_knowledge, with_contacts
+from assistant.textnorm import has_content
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ class ActionFallbackLadder(Action):
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
         # core fallback: forget the message the policies could not handle
         reverted = [] if intent == "nlu_fallback" else [UserUtteranceReverted()]
+        text = (tracker.latest_message or {}).get("text") or ""
+        if intent == "nlu_fallback" and not has_content(text):
+            # "？？？" / "..." / a lone emoji: no guesses to offer, and not yet a reason for
+            # the human route; the ladder's stage stays where it was
+            send(dispatcher, kb.no_content(), channel)
+            return []
         if not asked_on_previous_turn(tracker.events):
             ranking = (tracker.latest_message or {}).get("intent_ranking") or []
             guesses = [entry.get("name") for entry in ranking if entry.get("name") != "nlu_fallback"]

@@ -46,7 +46,7 @@ DISEASE_TOPICS = {
                          "footer", "unknown", "unknown_unnamed"),
     "materials": ("for_diseases", "extras_known", "extras_unknown", "unknown_note"),
 }
-FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff")
+FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff", "no_content")
 
 # Placeholders each kind of template may use.
 BASE_FIELDS = {"hotline", "hotline_name", "hotline_description", "window",
@@ -330,6 +330,10 @@ class KnowledgeBase:
 
     def handoff(self) -> Answer:
         return Answer(topic="handoff", messages=[self._render(self.fallback["handoff"])])
+
+    def no_content(self) -> Answer:
+        """For "？？？", "..." or a lone emoji: ask for words, offer the hotline."""
+        return Answer(topic="no_content", messages=[self._render(self.fallback["no_content"])])
 
     def recognise_diseases(self, text: str) -> List[str]:
         """Canonical names of catalogue diseases in free text, longest names first

@@ -40,11 +40,30 @@ def to_simplified(text: str) -> str:
     return _converter().convert(text)
 
 
+# The few emoji people send instead of a word (WeChat users answer 👍 to "继续吗？").
+# Mapped to the word they stand for, so the NLU never has to guess from a symbol.
+_EMOJI_WORDS = {
+    "\U0001F44D": " 好的 ",  # 👍
+    "\U0001F44C": " 好的 ",  # 👌
+    "\u2705": " 好的 ",      # ✅
+    "\U0001F64F": " 谢谢 ",  # 🙏
+    "\U0001F44B": " 再见 ",  # 👋
+}
+_EMOJI = re.compile("|".join(map(re.escape, _EMOJI_WORDS)))
+
+
+def has_content(text: str) -> bool:
+    """False for messages of only punctuation, symbols or emoji ("？？？", "...", "😀"):
+    nothing in them an intent could be read from."""
+    return any(unicodedata.category(char)[0] in "LN" for char in text or "")
+
+
 def normalize_text(text: str) -> str:
-    """Traditional -> simplified, full-width -> half-width, tidy whitespace."""
+    """Traditional -> simplified, full-width -> half-width, word emoji, tidy whitespace."""
     if not text:
         return ""
     text = unicodedata.normalize("NFC", text)
+    text = _EMOJI.sub(lambda match: _EMOJI_WORDS[match.group(0)], text)
     text = to_halfwidth(text)
     text = to_simplified(text)
     text = _CJK_GAP.sub("", text)

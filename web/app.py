@@ -28,7 +28,8 @@ from sanic.exceptions import MethodNotSupported
 from sanic.request import Request
 
 from web.agents import AgentStore, mask
-from web.clients import ProgressClient, RasaClient
+from actions.progress_client import ProgressClient
+from web.clients import RasaClient
 from web.config import STATIC_DIR, WebConfig
 from web.console import Console
 
@@ -93,7 +94,8 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
     store = AgentStore(config.agent_db, idle_seconds=config.session_idle_seconds)
     console = Console(
         RasaClient(config.rasa_url, config.rasa_auth_token, config.outbound_timeout),
-        ProgressClient(config.progress_url, config.progress_api_key, config.outbound_timeout),
+        ProgressClient(config.progress_url, config.progress_api_key, config.outbound_timeout,
+                       agent_secret=config.progress_agent_secret),
         agent_secret=config.progress_agent_secret,
         application_no_pattern=config.application_no_pattern,
     )

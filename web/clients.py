@@ -1,4 +1,5 @@
-"""One client per outside system the console calls: Rasa and the progress service.
+"""The console's client for Rasa. (The progress service has one client for everybody:
+actions/progress_client.py.)
 
 Each call has a timeout (config.outbound_timeout, 2 s by default) and ends in a small
 `Result`: ok (with data), not_found, or unavailable (timeout, refused, bad answer).
@@ -8,7 +9,6 @@ import dataclasses
 import logging
 import secrets
 from typing import Any, Optional
-from urllib.parse import quote
 
 import aiohttp
 
@@ -66,27 +66,6 @@ class RasaClient:
         )
         if result.ok and not isinstance(result.data, list):
             return Result("unavailable", reason="unexpected webhook answer")
-        return result
-
-
-class ProgressClient:
-    """Agent mode of the progress service: no ID check, every lookup audit-logged there."""
-
-    def __init__(self, base_url: str, api_key: str = "", timeout: float = 2.0):
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-
-    async def agent_lookup(self, application_no: str, agent_token: str) -> Result:
-        headers = {"X-Agent-Token": agent_token}
-        if self.api_key:
-            headers["X-Api-Key"] = self.api_key
-        result = await _request(
-            "GET", f"{self.base_url}/api/v1/applications/{quote(application_no, safe='')}",
-            self.timeout, headers=headers,
-        )
-        if result.ok and not isinstance(result.data, dict):
-            return Result("unavailable", reason="unexpected progress answer")
         return result
 
 

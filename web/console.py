@@ -16,7 +16,8 @@ from typing import Any, Dict, Optional
 
 from web import knowledge_view
 from web.agents import mask
-from web.clients import ProgressClient, RasaClient, describe
+from actions.progress_client import ProgressClient  # the one client for the progress service
+from web.clients import RasaClient, describe
 
 logger = logging.getLogger("web.console")
 
@@ -65,14 +66,14 @@ class Console:
             return {"kind": "unavailable", "outcome": "no_agent_secret",
                     "message": "进度服务未配置坐席密钥（PROGRESS_AGENT_SECRET）。" + UNAVAILABLE}
         token = issue_agent_token(agent, self.agent_secret, ttl_seconds=self.token_ttl_seconds)
-        result = await self.progress.agent_lookup(number, token)
-        logger.info("agent %s application lookup %s: %s", agent, mask(number), describe(result))
-        if result.kind == "not_found":
+        result = await self.progress.agent_lookup_async(number, token)
+        logger.info("agent %s application lookup %s: %s", agent, mask(number), result.outcome)
+        if result.outcome == "not_found":
             return {"kind": "application", "found": False, "number": number, "outcome": "not_found",
                     "message": "进度系统里没有这个申请编号。请核对编号，或确认申请是否已提交。"}
-        if not result.ok:
+        if result.outcome != "found":
             return {"kind": "unavailable", "outcome": "unavailable", "message": "进度查询" + UNAVAILABLE}
-        application = {key: value for key, value in result.data.items() if key != "mode"}
+        application = {key: value for key, value in result.application.items() if key != "mode"}
         return {"kind": "application", "found": True, "number": number, "outcome": "found",
                 "application": application}
 

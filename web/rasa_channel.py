@@ -24,24 +24,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from progress_service.privacy import mask_id_card_numbers
+
 logger = logging.getLogger(__name__)
 
 # web-<uuid4> (or web-<32 hex>) from widget.js; agent-console-<16 hex> from web/clients.py
 SENDER_PATTERN = re.compile(r"^(?:web-[0-9a-f-]{8,64}|agent-console-[0-9a-f]{16})$")
 MAX_MESSAGE_CHARS = 500
-# 18-character ID-card number (17 digits + digit or X), also typed in groups with spaces
-ID_NUMBER_PATTERN = re.compile(r"(?<![0-9A-Za-z])((?:\d[ \u3000]*){17})([\dXx])(?![0-9A-Za-z])")
-
-
-def mask_id_numbers(text: str) -> str:
-    """Replaces each full ID-card number by 14 stars and its last 4 characters."""
-    def keep_last4(match: "re.Match") -> str:
-        digits = re.sub(r"[ \u3000]", "", match.group(1)) + match.group(2).upper()
-        return "*" * 14 + digits[-4:]
-
-    return ID_NUMBER_PATTERN.sub(keep_last4, text)
-
-
 class WebOutputChannel(CollectingOutputChannel):
     """Collects replies; its name lets responses carry `channel: web` variations."""
 
@@ -62,7 +51,7 @@ def parse_request(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
     metadata = body.get("metadata")
     return {
         "sender": sender,
-        "message": mask_id_numbers(message.strip()[:MAX_MESSAGE_CHARS]),
+        "message": mask_id_card_numbers(message.strip()[:MAX_MESSAGE_CHARS]),
         "metadata": metadata if isinstance(metadata, dict) else None,
     }, None
 

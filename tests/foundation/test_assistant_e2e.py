@@ -32,3 +32,18 @@ def test_http_api_is_closed_without_a_token(running_stack):
         assert error.code == 401
     else:
         raise AssertionError("tracker API must not be open without a token")
+
+
+def test_full_id_number_typed_into_rest_channel_is_never_stored(running_stack):
+    """People paste the whole 身份证号; only its last 4 characters may reach the tracker store."""
+    import sqlite3
+
+    full_id = "511302198001011234"
+    running_stack.say("e2e-idmask", f"我的身份证号是{full_id}")
+    database = running_stack.settings.state_dir / "rasa-tracker.db"
+    with sqlite3.connect(str(database)) as connection:
+        stored = [row[0] for row in connection.execute(
+            "SELECT data FROM events WHERE sender_id = ?", ("e2e-idmask",))]
+    assert stored, "the conversation was not stored at all"
+    assert not any(full_id in data for data in stored)
+    assert any("**************1234" in data for data in stored)

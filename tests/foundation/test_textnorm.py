@@ -26,3 +26,32 @@ def test_simplified_text_is_unchanged():
 def test_empty_input_is_safe():
     assert normalize_text("") == ""
     assert normalize_text("   ") == ""
+
+
+def test_messages_without_words_or_digits_have_no_content():
+    from assistant.textnorm import has_content
+
+    for empty in ("？？？", "...", "。。。", "😀", "", "  !! "):
+        assert not has_content(normalize_text(empty)), empty
+    for meaningful in ("啊？", "1", "NC2025", "嗯"):
+        assert has_content(normalize_text(meaningful)), meaningful
+
+
+def test_thumbs_up_and_folded_hands_become_words():
+    assert normalize_text("👍") == "好的"
+    assert normalize_text("👌👌") == "好的好的"
+    assert normalize_text("🙏") == "谢谢"
+
+
+def test_content_guard_turns_empty_messages_into_fallback_and_leaves_others():
+    from rasa.shared.nlu.training_data.message import Message
+
+    from assistant.nlu.content_guard import ContentFreeMessageGuard
+
+    guessed = {"name": "affirm", "confidence": 0.7}
+    empty, question = Message(data={"text": "???"}), Message(data={"text": "材料"})
+    for message in (empty, question):
+        message.set("intent", guessed)
+    ContentFreeMessageGuard().process([empty, question])
+    assert empty.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
+    assert question.get("intent") == guessed

@@ -177,3 +177,12 @@ def test_when_knowledge_cannot_load_the_reply_still_gives_the_hotline_from_conta
     handoff, _ = run(ActionFallbackLadder(), tracker("就是那个", "nlu_fallback", ranking=RANKING))
     for messages in (answer, handoff):
         assert hotline in text_of(messages) and "{" not in text_of(messages)
+
+
+def test_punctuation_only_asks_for_words_and_offers_the_hotline():
+    fallback_only = [{"name": "nlu_fallback", "confidence": 1.0}]
+    for text in ("？？？", "...", "😀"):
+        messages, events = run(ActionFallbackLadder(), tracker(text, "nlu_fallback", ranking=fallback_only))
+        assert "请直接打字告诉我您想问什么" in messages[0]["text"] and "12393" in messages[0]["text"]
+        assert "还是没弄明白" not in messages[0]["text"]
+        assert events == []  # the ladder's stage is left as it was

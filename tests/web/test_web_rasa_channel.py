@@ -5,7 +5,8 @@ import urllib.request
 
 import pytest
 
-from web.rasa_channel import MAX_MESSAGE_CHARS, mask_id_numbers, parse_request
+from progress_service.privacy import mask_id_card_numbers
+from web.rasa_channel import MAX_MESSAGE_CHARS, parse_request
 
 
 @pytest.mark.parametrize("body", [
@@ -32,7 +33,7 @@ def test_a_widget_request_is_accepted_and_long_text_is_capped():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("我的身份证号是51130219800101123x", "我的身份证号是**************123X"),
+    ("我的身份证号是51130219800101123x", "我的身份证号是**************123x"),
     ("5113 0219 8001 0112 34 查进度", "**************1234 查进度"),
     ("511302 19800101 1234。", "**************1234。"),
     # not full ID numbers: left alone
@@ -40,7 +41,7 @@ def test_a_widget_request_is_accepted_and_long_text_is_capped():
     ("电话13800138000", "电话13800138000"),
 ])
 def test_full_id_numbers_are_masked_to_their_last_four(text, expected):
-    assert mask_id_numbers(text) == expected
+    assert mask_id_card_numbers(text) == expected
     parsed, _ = parse_request({"sender": "web-0f9c1d2e-aaaa", "message": text})
     assert parsed["message"] == expected
 
