@@ -18,7 +18,35 @@ from actions.progress_client import ProgressClient
 from progress_helpers import free_port
 
 
-class Stub:
+class LoopbackServer:
+    """A threaded HTTP server on a free 127.0.0.1 port; subclasses bring the handler."""
+
+    def serve(self, handler):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def loopback():
+    """Starts LoopbackServer subclasses; all are closed after the test."""
+    servers = []
+
+    def start(kind, **kwargs):
+        servers.append(kind(**kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+class Stub(LoopbackServer):
     """A loopback HTTP server answering every GET with (status, body) after `delay` s."""
 
     def __init__(self, status=200, body=None, delay=0.0):
@@ -42,27 +70,12 @@ class Stub:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture
-def stub():
-    servers = []
-
-    def make(**kwargs):
-        servers.append(Stub(**kwargs))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.close()
+def stub(loopback):
+    return lambda **kwargs: loopback(Stub, **kwargs)
 
 
 def tracker(sender="user-1"):
@@ -140,7 +153,7 @@ def test_locked_answer_carries_the_wait(stub):
     assert (result.outcome, result.retry_after) == ("locked", 600)
 
 
-class Trickle:
+class Trickle(LoopbackServer):
     """A loopback server that answers 200 but sends its bytes one at a time, slowly:
     the whole body (`where="body"`) or even the headers (`where="headers"`)."""
 
@@ -176,28 +189,16 @@ class Trickle:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serve(Handler)
 
     def close(self):
         self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 @pytest.fixture
-def trickle():
-    servers = []
-
-    def make(**kwargs):
-        servers.append(Trickle(**kwargs))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.close()
+def trickle(loopback):
+    return lambda **kwargs: loopback(Trickle, **kwargs)
 
 
 def test_a_body_trickled_byte_by_byte_is_cut_off_at_the_total_deadline(trickle):
