@@ -14,12 +14,14 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import config
 from assistant import guide
-from assistant.knowledge import with_contacts
+from actions.rendering import send
+from assistant.knowledge import get_knowledge, with_contacts
 
 logger = logging.getLogger(__name__)
 
 # Hotline from knowledge/contacts.yml (with_contacts), written in one place.
 UNAVAILABLE = "申请步骤指引暂时打不开。您可以直接问我具体问题，或拨打{hotline_name} {hotline}。"
+NOT_UNDERSTOOD_FALLBACK = "不好意思，我没说清楚。您可以换个说法再问我，或拨打{hotline_name} {hotline}。"
 
 
 class _GuideMixin:
@@ -96,3 +98,27 @@ class ActionGuideOfferResume(_GuideMixin, Action):
     def turn(self, data, tracker, state, wechat):
         _, text, _ = _latest(tracker)
         return guide.offer_resume(data, state, text, wechat)
+
+
+class ActionNotUnderstood(_GuideMixin, Action):
+    """"没看懂" / "啥意思": during the walk the current step again; otherwise another way
+    in (ask differently, the walk, a person)."""
+
+    def name(self) -> Text:
+        return "action_not_understood"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        if tracker.get_slot("guide_active"):
+            return await super().run(dispatcher, tracker, domain)
+        try:
+            answer = get_knowledge().not_understood()
+        except Exception:  # noqa: BLE001 - a broken knowledge file must not break the reply
+            logger.exception("knowledge/ could not be loaded")
+            dispatcher.utter_message(text=with_contacts(NOT_UNDERSTOOD_FALLBACK))
+            return []
+        send(dispatcher, answer, tracker.get_latest_input_channel())
+        return []
+
+    def turn(self, data, tracker, state, wechat):
+        return guide.repeat(data, state, wechat)

@@ -554,3 +554,13 @@ def offer_resume(data: GuideData, state: GuideState, text: str = "", wechat: boo
         return handle(data, INFORM_WHOM, text, state, wechat=wechat)
     state = dataclasses.replace(state, active=True, awaiting=AWAIT_RESUME)
     return Turn([Renderer(data, wechat).offer_resume(state)], state)
+
+
+def repeat(data: GuideData, state: GuideState, wechat: bool = False) -> Turn:
+    """"没看懂" / "啥意思" during the walk: the current step again (or the open question
+    about channel or person), with a word on how to ask about it."""
+    if not (state.channel and state.step):
+        return handle(data, START, "", state, wechat=wechat)
+    state = dataclasses.replace(state, active=True, awaiting=None)
+    prefix = data.text("repeat", "text", default="没关系，这一步再说一遍。")
+    return Turn([Renderer(data, wechat).step(state, prefix)], state)

@@ -46,7 +46,7 @@ DISEASE_TOPICS = {
                          "footer", "unknown", "unknown_unnamed"),
     "materials": ("for_diseases", "extras_known", "extras_unknown", "unknown_note"),
 }
-FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff", "no_content")
+FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff", "no_content", "not_understood")
 
 # Placeholders each kind of template may use.
 BASE_FIELDS = {"hotline", "hotline_name", "hotline_description", "window",
@@ -330,6 +330,13 @@ class KnowledgeBase:
 
     def handoff(self) -> Answer:
         return Answer(topic="handoff", messages=[self._render(self.fallback["handoff"])])
+
+    def not_understood(self) -> Answer:
+        """"没看懂" outside the walk: say it again differently, the walk, or a person."""
+        buttons = [{"title": self.title_for_intent(intent), "payload": f"/{intent}"}
+                   for intent in ("start_guide", "ask_human") if self.title_for_intent(intent)]
+        return Answer(topic="not_understood", messages=[self._render(self.fallback["not_understood"])],
+                      buttons=buttons)
 
     def no_content(self) -> Answer:
         """For "？？？", "..." or a lone emoji: ask for words, offer the hotline."""

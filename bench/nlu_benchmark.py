@@ -155,7 +155,8 @@ def markdown(rows, test_size, train_size, intents, errors, seconds) -> str:
         "",
         "(a) `config.yml`: normaliser (traditional→simplified, full→half width), Jieba with the "
         "domain and disease dictionary, regex/lookup features, word + character 1–3-gram counts, "
-        "DIET (seeded), FallbackClassifier 0.55.",
+        "DIET (seeded), FallbackClassifier 0.55, then the content guard (punctuation/emoji-only "
+        "messages → nlu_fallback).",
         "(b) Rasa's own `default_config.yml` with `language: zh`; Rasa rejects its WhitespaceTokenizer for "
         "Chinese, so Rasa's stock JiebaTokenizer (no domain dictionary) takes its place; otherwise as "
         "shipped (LexicalSyntacticFeaturizer, char_wb 1–4-grams, DIET 100 epochs, FallbackClassifier 0.3), "

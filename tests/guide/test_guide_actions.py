@@ -14,7 +14,7 @@ import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.guide import ActionGuide, ActionGuideOfferResume, ActionGuideTroubleshoot
+from actions.guide import ActionGuide, ActionGuideOfferResume, ActionGuideTroubleshoot, ActionNotUnderstood
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STEPS = ROOT / "knowledge" / "guide_steps.yml"
@@ -29,6 +29,7 @@ class Conversation:
         self.guide = ActionGuide(steps_file)
         self.troubleshoot = ActionGuideTroubleshoot(steps_file)
         self.offer = ActionGuideOfferResume(steps_file)
+        self.not_understood = ActionNotUnderstood(steps_file)
         self.messages = []
         self.events = []
         self.latest = {}
@@ -94,6 +95,43 @@ def test_interruption_then_resume_at_the_same_step():
     assert talk.buttons[0]["title"] == "继续第4步"
     text = talk.say("继续", "guide_next")
     assert "第4步 / 共8步" in text and "为自己申请" in text
+
+
+def test_not_understood_mid_walk_shows_the_same_step_again():
+    talk = Conversation()
+    talk.say("教我在小程序上申请", "start_guide")
+    talk.say("帮我妈申请", "inform_guide_for_whom")
+    talk.say("第3步", "guide_goto")
+    text = talk.user("没看懂", "not_understood").run(talk.not_understood)
+    assert text.startswith("没关系，这一步再说一遍")
+    assert "第3步 / 共8步" in text and "为家人申请" in text
+    assert talk.slots["guide_step"] == 3.0
+    assert "第4步 / 共8步" in talk.say("好了", "guide_next")
+
+
+def test_not_understood_after_a_question_mid_walk_repeats_the_step_not_the_offer():
+    talk = Conversation()
+    talk.say("app上怎么办", "start_guide")
+    talk.say("给自己", "inform_guide_for_whom")
+    talk.user("诊断证明要盖章吗", "ask_materials").run(talk.offer)
+    text = talk.user("啥意思", "not_understood").run(talk.not_understood)
+    assert "第1步 / 共8步" in text
+    assert talk.slots["guide_awaiting"] is None
+
+
+def test_not_understood_while_the_channel_is_asked_asks_again():
+    talk = Conversation()
+    talk.say("怎么申请", "start_guide")
+    talk.user("看不懂", "not_understood").run(talk.not_understood)
+    assert [b["title"] for b in talk.buttons] == ["微信小程序", "四川医保APP", "去窗口办"]
+
+
+def test_not_understood_outside_the_walk_offers_the_walk_and_a_person():
+    talk = Conversation()
+    text = talk.user("没看懂", "not_understood").run(talk.not_understood)
+    assert "换个说法" in text and "12393" in text
+    assert [b["payload"] for b in talk.buttons] == ["/start_guide", "/ask_human"]
+    assert talk.events == []
 
 
 def test_stuck_at_face_recognition_through_the_action():
@@ -180,5 +218,6 @@ def test_the_action_server_registers_exactly_the_guide_actions():
 
     executor = ActionExecutor()
     executor.register_package("actions.guide")
-    names = {name for name in executor.actions if name.startswith("action_guide")}
-    assert names == {"action_guide", "action_guide_troubleshoot", "action_guide_offer_resume"}
+    names = {name for name in executor.actions if name.startswith("action_")}
+    assert names == {"action_guide", "action_guide_troubleshoot", "action_guide_offer_resume",
+                     "action_not_understood"}

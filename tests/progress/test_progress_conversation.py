@@ -66,6 +66,16 @@ def test_number_given_when_asked(stack):
     assert "已受理" in stack.say_text(user, "5678")
 
 
+def test_not_understood_while_asked_asks_again_with_the_hint_and_keeps_the_lookup(stack):
+    user = new_user()
+    stack.say_text(user, "我想查一下申请进度")
+    again = stack.say_text(user, "没看懂")
+    assert "申请编号" in again and "APP或小程序" in again
+    assert "身份证" in stack.say_text(user, "NC2025000102")
+    assert "身份证" in stack.say_text(user, "啥意思")
+    assert "已受理" in stack.say_text(user, "5678")
+
+
 def test_full_width_lower_case_spaces_and_dashes(stack):
     user = new_user()
     assert "身份证" in stack.say_text(user, "帮我查ｎｃ－２０２５ ０００ １０３的进度")
