@@ -123,4 +123,4 @@ test-python: install-dev $(MODEL)
 	$(PY) -m pytest tests
 
 clean:
-	rm -rf $(STATE) data/nlu/generated
+	rm -rf $(STATE) data/nlu/generated .rasa

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import requests
 
 from actions import config
-from progress_service.agent_tokens import issue_agent_token
 from progress_service.privacy import mask_application_no, sender_reference
 
 logger = logging.getLogger(__name__)
@@ -69,11 +68,10 @@ class LookupResult:
 
 class ProgressClient:
     def __init__(self, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                 timeout: Optional[float] = None, agent_secret: Optional[str] = None):
+                 timeout: Optional[float] = None):
         self.base_url = (base_url or config.PROGRESS_SERVICE_URL).rstrip("/")
         self.api_key = config.PROGRESS_API_KEY if api_key is None else api_key
         self.timeout = config.PROGRESS_TIMEOUT_SECONDS if timeout is None else timeout
-        self.agent_secret = config.PROGRESS_AGENT_SECRET if agent_secret is None else agent_secret
 
     # --- the one place that talks HTTP and maps its failures ------------------------------
     def _get(self, application_no: str, headers: Dict[str, str]) -> LookupResult:
@@ -138,10 +136,6 @@ class ProgressClient:
     def agent_lookup(self, application_no: str, agent_token: str) -> LookupResult:
         """Hotline-agent lookup: no suffix check, full history; audited by the service."""
         return self._get(application_no, {"X-Agent-Token": agent_token})
-
-    def agent_token(self, agent: str) -> str:
-        """A token for `agent`, signed with PROGRESS_AGENT_SECRET (for the agent console)."""
-        return issue_agent_token(agent, self.agent_secret, config.PROGRESS_AGENT_TOKEN_TTL_SECONDS)
 
     def health(self) -> bool:
         try:

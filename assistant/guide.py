@@ -9,14 +9,17 @@ whenever the file changes, so editing it changes the next reply without a restar
 """
 import dataclasses
 import json
+import logging
 import pathlib
 import re
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from assistant.textnorm import normalize_text
+
+logger = logging.getLogger(__name__)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_STEPS_FILE = ROOT / "knowledge" / "guide_steps.yml"
@@ -233,7 +236,12 @@ _cache: Dict[str, Tuple[float, GuideData]] = {}
 
 
 def load_guide(path: Optional[pathlib.Path] = None) -> GuideData:
-    """Parsed guide data; re-read when the file's modification time changes."""
+    """Parsed guide data; re-read when the file's modification time changes.
+
+    When an edit breaks the file, the last good version stays in use (and the error is
+    logged), so one bad save does not take the walk away from everybody; without a good
+    version the error is raised.
+    """
     path = pathlib.Path(path or DEFAULT_STEPS_FILE)
     mtime = path.stat().st_mtime_ns
     key = str(path.resolve())
@@ -241,11 +249,39 @@ def load_guide(path: Optional[pathlib.Path] = None) -> GuideData:
         cached = _cache.get(key)
         if cached and cached[0] == mtime:
             return cached[1]
-    with path.open(encoding="utf-8") as handle:
-        data = GuideData(yaml.safe_load(handle) or {}, source=str(path))
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = GuideData(yaml.safe_load(handle) or {}, source=str(path))
+    except (yaml.YAMLError, GuideDataError, TypeError, ValueError) as error:
+        if cached is None:
+            raise
+        logger.error("%s is broken, still using the last good version: %s", path, error)
+        return cached[1]
     with _cache_lock:
         _cache[key] = (mtime, data)
     return data
+
+
+def validate_file(path: Optional[pathlib.Path] = None, sources: Sequence[str] = ()) -> List[str]:
+    """Problems an operator's edit of guide_steps.yml can cause, as "ERROR: ..." lines
+    (for `make validate-knowledge`); empty when the file is fine."""
+    path = pathlib.Path(path or DEFAULT_STEPS_FILE)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = GuideData(yaml.safe_load(handle) or {}, source=path.name)
+    except (OSError, yaml.YAMLError, GuideDataError, TypeError, ValueError) as error:
+        return [f"ERROR: {path.name}: {error}"]
+    problems = []
+    entries = [(f"step {step.id}", step.raw) for steps in data.steps.values() for step in steps]
+    entries += [(f"problem {name}", raw) for name, raw in data.problems.items()]
+    for where, raw in entries:
+        if not isinstance(raw.get("verified"), bool):
+            problems.append(f"ERROR: {path.name}: {where} needs verified: true or false")
+        if not raw.get("source"):
+            problems.append(f"ERROR: {path.name}: {where} needs a source")
+        elif sources and raw["source"] not in sources:
+            problems.append(f"ERROR: {path.name}: {where} cites unknown source {raw['source']!r}")
+    return problems
 
 
 # --- state and replies ----------------------------------------------------------------
@@ -334,8 +370,9 @@ class Renderer:
         if prefix:
             lines.append(prefix)
         lines.append(f"{self.header(state)}第{step.number}步 / 共{total}步：{step.title()}")
-        lines.append(step.text(whom))
         tap = step.tap(whom)
+        unverified = not step.raw.get("verified") and not tap
+        lines.append(step.text(whom) + (data.text("unverified_note") if unverified else ""))
         if tap:
             lines.append("找到并点：" + " → ".join(f"“{label}”" for label in tap) + f"（{data.caveat}）")
         tip = step.tip(whom)

@@ -218,8 +218,10 @@ class KnowledgeBase:
         items = [str(item) for item in (self.topics.get("materials") or {}).get("items") or []]
         return {
             **_contact_fields(self.contacts),
-            "channel_lines": _numbered(
-                f"{channel['name']}：{channel.get('convenience', '')}；适合{channel.get('suits', '')}。"
+            # bullets, not numbers: on WeChat the numbered lines are the buttons under the
+            # answer, and "2" must not look like the second channel
+            "channel_lines": "\n".join(
+                f"· {channel['name']}：{channel.get('convenience', '')}；适合{channel.get('suits', '')}。"
                 for channel in apply_channels
             ),
             "material_items": _numbered(
@@ -636,6 +638,19 @@ def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR)
     return problems
 
 
+def validate_other_files(directory: pathlib.Path, kb: "KnowledgeBase") -> List[str]:
+    """The knowledge files other modules own: the guide's steps and the WeChat menu."""
+    from assistant import guide  # imported here: guide imports nothing from this module's users
+    from wechat_channel.menu import MenuError, load_menu
+
+    problems = guide.validate_file(directory / "guide_steps.yml", sources=list(kb.sources))
+    try:
+        load_menu(directory / "wechat_menu.yml")
+    except MenuError as error:
+        problems.append(f"ERROR: wechat_menu.yml: {error}")
+    return problems
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Check knowledge/*.yml")
     parser.add_argument("--validate", action="store_true", help="validate (the default action)")
@@ -648,6 +663,7 @@ def main(argv=None) -> int:
         print(f"ERROR: {exc}")
         return 1
     problems = validate(kb, pathlib.Path(args.domain))
+    problems += validate_other_files(pathlib.Path(args.knowledge), kb)
     for problem in problems:
         print(problem)
     errors = [problem for problem in problems if problem.startswith("ERROR")]

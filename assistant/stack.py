@@ -134,6 +134,10 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
         if service.name in ("actions", "web"):
             for name, value in client_env.items():
                 service.env.setdefault(name, value)
+        if service.name == "actions":
+            # Agent tokens skip the ID check: only the agent console (web) may mint them,
+            # never the public bot's action server, even if the variable is set globally.
+            service.env["PROGRESS_AGENT_SECRET"] = ""
     return [progress] + services
 
 

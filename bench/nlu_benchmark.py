@@ -7,7 +7,9 @@ ships with Rasa, language zh, so its WhitespaceTokenizer - which Rasa rejects fo
 replaced by Rasa's stock JiebaTokenizer; DIET/ResponseSelector seeded for repeatability),
 (c) TF-IDF character n-grams + logistic regression (scikit-learn). All three train on
 the same data (data/nlu, incl. the generated disease lookup) and are scored on the same
-test set, which is never trained on. Predictions of nlu_fallback count as wrong.
+test set, which is never trained on. Two measures: the top intent (accuracy, macro-F1 –
+what `rasa test nlu` and the `make test` floor count) and, stricter, the share answered
+directly with the right intent (a prediction of nlu_fallback counts as wrong there).
 Prints the table and writes docs/nlu-benchmark.md. Takes a few minutes.
 """
 import argparse

@@ -94,8 +94,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
     store = AgentStore(config.agent_db, idle_seconds=config.session_idle_seconds)
     console = Console(
         RasaClient(config.rasa_url, config.rasa_auth_token, config.outbound_timeout),
-        ProgressClient(config.progress_url, config.progress_api_key, config.outbound_timeout,
-                       agent_secret=config.progress_agent_secret),
+        ProgressClient(config.progress_url, config.progress_api_key, config.outbound_timeout),
         agent_secret=config.progress_agent_secret,
         application_no_pattern=config.application_no_pattern,
     )

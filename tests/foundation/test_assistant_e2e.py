@@ -47,3 +47,21 @@ def test_full_id_number_typed_into_rest_channel_is_never_stored(running_stack):
     assert stored, "the conversation was not stored at all"
     assert not any(full_id in data for data in stored)
     assert any("**************1234" in data for data in stored)
+
+
+def test_malformed_rest_bodies_get_400_not_500(running_stack):
+    import urllib.error
+    import urllib.request
+
+    for body in (b"[]", b'{"sender": "x", "message": 5}', b"not json", b'{"sender": "x"}'):
+        request = urllib.request.Request(
+            f"{running_stack.rasa_url}/webhooks/rest/webhook", data=body,
+            headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as error:
+            assert error.code == 400, (body, error.code)
+        else:
+            raise AssertionError(f"{body!r} was accepted")
+    # and the channel still works afterwards
+    assert running_stack.say_text("e2e-after-bad-body", "你好")

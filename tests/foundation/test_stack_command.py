@@ -22,3 +22,12 @@ def test_rasa_command_keeps_token_even_when_it_starts_with_a_dash(tmp_path, toke
 
     assert arguments.auth_token == token
     assert arguments.enable_api is True
+
+
+def test_only_the_agent_console_gets_the_agent_token_secret(tmp_path):
+    from assistant.stack import StackSettings, build_services
+
+    services = {s.name: s for s in build_services(StackSettings(state_dir=tmp_path),
+                                                  {"PROGRESS_AGENT_SECRET": "from-the-environment"})}
+    assert services["web"].env["PROGRESS_AGENT_SECRET"] == "from-the-environment"
+    assert services["actions"].env["PROGRESS_AGENT_SECRET"] == ""

@@ -218,6 +218,39 @@ def test_the_action_server_registers_exactly_the_guide_actions():
 
     executor = ActionExecutor()
     executor.register_package("actions.guide")
-    names = {name for name in executor.actions if name.startswith("action_")}
+    # register_package also registers Action classes other test modules imported already
+    names = {name for name, action in executor.actions.items()
+             if getattr(action, "__module__", "") == "actions.guide"}
     assert names == {"action_guide", "action_guide_troubleshoot", "action_guide_offer_resume",
                      "action_not_understood"}
+
+
+def test_a_broken_edit_keeps_the_last_good_steps_in_use(tmp_path):
+    import shutil
+
+    steps_file = tmp_path / "guide_steps.yml"
+    shutil.copy(STEPS, steps_file)
+    talk = Conversation(steps_file)
+    talk.say("教我在小程序上申请", "start_guide")
+    talk.say("给自己", "inform_guide_for_whom")
+    # an operator saves a file with a YAML error
+    steps_file.write_text(STEPS.read_text(encoding="utf-8") + "\nsteps: [unclosed\n", encoding="utf-8")
+    os.utime(steps_file, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    text = talk.say("下一步", "guide_next")
+    assert "第2步 / 共8步" in text  # the walk goes on with the last good version
+
+
+def test_the_validator_reports_a_broken_guide_file(tmp_path):
+    import shutil
+
+    from assistant.knowledge import main as validate_knowledge
+
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(ROOT / "knowledge", knowledge)
+    assert validate_knowledge(["--knowledge", str(knowledge)]) == 0
+    document = yaml.safe_load((knowledge / "guide_steps.yml").read_text(encoding="utf-8"))
+    del document["steps"]["app"][1]["verified"]
+    (knowledge / "guide_steps.yml").write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    assert validate_knowledge(["--knowledge", str(knowledge)]) == 1
+    (knowledge / "guide_steps.yml").write_text("steps: [unclosed\n", encoding="utf-8")
+    assert validate_knowledge(["--knowledge", str(knowledge)]) == 1

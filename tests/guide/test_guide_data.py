@@ -156,3 +156,23 @@ def test_the_guide_uses_the_hotline_of_contacts_yml():
     from assistant.knowledge import get_knowledge
 
     assert DATA.hotline == str(get_knowledge().contacts["hotline"]["number"])
+
+
+@pytest.mark.parametrize("step", list(all_steps()), ids=lambda step: step.id)
+def test_unverified_steps_are_shown_with_a_caveat(step):
+    channel = next(name for name, steps in DATA.steps.items() if step in steps)
+    state = guide.GuideState(channel=channel, for_whom="self", step=step.number, active=True)
+    text = guide.Renderer(DATA).step(state).text
+    hedged = DATA.caveat in text or DATA.text("unverified_note") in text
+    if not step.raw.get("verified"):
+        assert hedged, step.id
+    elif not step.tap("self"):
+        assert DATA.text("unverified_note") not in text, step.id
+
+
+@pytest.mark.parametrize("name", sorted(DATA.problems))
+def test_advice_in_problems_reads_as_advice(name):
+    problem = DATA.problems[name]
+    if problem["source"] == "advice":
+        texts = problem["text"].values() if isinstance(problem["text"], dict) else [problem["text"]]
+        assert all("建议" in text for text in texts), name

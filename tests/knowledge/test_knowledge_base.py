@@ -120,7 +120,7 @@ def test_no_invented_numbers_in_answers(kb):
 
 def test_verified_and_unverified_diseases_are_phrased_differently(kb):
     confirmed = "\n".join(kb.answer_topic("disease_coverage", ["高血压"]).messages)
-    assert "「高血压」是国家公布的门诊慢特病病种之一" in confirmed
+    assert "「高血压」在国家公布的门诊慢特病跨省直接结算病种范围内" in confirmed
     unconfirmed = "\n".join(kb.answer_topic("disease_coverage", ["冠心病"]).messages)
     assert "没能核实" in unconfirmed and "以官方目录为准" in unconfirmed
 
@@ -247,3 +247,13 @@ def test_hotline_texts_come_from_contacts_yml(editable, monkeypatch):
     assert knowledge.contact_context(fresh)["hotline"] == "99999"
     (fresh / "contacts.yml").unlink()
     assert knowledge.contact_context(fresh)["hotline"] == "12393"
+
+
+def test_channel_answer_on_wechat_has_only_the_buttons_numbered():
+    """On WeChat the buttons become "1. …" lines and a reply "2" picks the second button;
+    the channel list itself must not invite "选2"."""
+    answer = KnowledgeBase.load(ROOT / "knowledge").answer_topic("channels")
+    text = "\n".join(answer.messages)
+    assert sum(line.startswith("· ") for line in text.splitlines()) == 3
+    assert not any(line.strip()[:2] in ("1.", "2.", "3.") for line in text.splitlines())
+    assert "选1" not in text and "选2" not in text

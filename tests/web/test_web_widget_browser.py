@@ -10,8 +10,7 @@ import urllib.request
 
 import pytest
 
-pytest.importorskip("playwright")
-from playwright.sync_api import expect  # noqa: E402
+from playwright.sync_api import expect
 
 REPLY_TIMEOUT = 30_000  # ms; the first answer loads the model's caches
 LAUNCHER = "打开门诊慢特病在线咨询"
