@@ -108,7 +108,7 @@ validate-knowledge: install
 # Held-out NLU test set (tests/nlu/, never trained on): fails below 95% intent accuracy.
 NLU_FLOOR ?= 0.95
 test-nlu: $(MODEL)
-	$(RASA) test nlu --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
+	$(RASA) test nlu --domain domain --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
 	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR)
 
 # Three-way NLU comparison on the same split; writes docs/nlu-benchmark.md. Not part of `test`.

@@ -70,7 +70,7 @@ def test_not_understood_while_asked_asks_again_with_the_hint_and_keeps_the_looku
     user = new_user()
     stack.say_text(user, "我想查一下申请进度")
     again = stack.say_text(user, "没看懂")
-    assert "申请编号" in again and "APP或小程序" in again
+    assert "再说一遍" in again and "申请编号" in again and "APP或小程序" in again
     assert "身份证" in stack.say_text(user, "NC2025000102")
     assert "身份证" in stack.say_text(user, "啥意思")
     assert "已受理" in stack.say_text(user, "5678")
