@@ -65,3 +65,40 @@ def test_malformed_rest_bodies_get_400_not_500(running_stack):
             raise AssertionError(f"{body!r} was accepted")
     # and the channel still works afterwards
     assert running_stack.say_text("e2e-after-bad-body", "你好")
+
+
+def test_socketio_channel_answers_and_masks_full_id_numbers(running_stack):
+    """Rasa's socket.io channel (credentials.yml: assistant.masked_channels) still talks the
+    standard protocol: session_request, user_uttered -> bot_uttered."""
+    import asyncio
+    import sqlite3
+    import uuid
+
+    import socketio
+
+    session_id = "sio-" + uuid.uuid4().hex[:12]
+    full_id = "51130219800101123X"
+
+    async def conversation():
+        client = socketio.AsyncClient()
+        replies = asyncio.Queue()
+        client.on("bot_uttered", lambda data: replies.put_nowait(data))
+        await client.connect(running_stack.rasa_url, socketio_path="/socket.io", transports=["websocket"])
+        try:
+            await client.emit("session_request", {"session_id": session_id})
+            await client.emit("user_uttered", {"session_id": session_id, "message": "你好"})
+            greeting = await asyncio.wait_for(replies.get(), 30)
+            await client.emit("user_uttered", {"session_id": session_id, "message": f"身份证{full_id}"})
+            await asyncio.wait_for(replies.get(), 30)
+            return greeting
+        finally:
+            await client.disconnect()
+
+    greeting = asyncio.run(conversation())
+    assert "小助手" in greeting.get("text", "")
+    database = running_stack.settings.state_dir / "rasa-tracker.db"
+    with sqlite3.connect(str(database)) as connection:
+        stored = [row[0] for row in connection.execute(
+            "SELECT data FROM events WHERE sender_id = ?", (session_id,))]
+    assert stored and not any(full_id in data for data in stored)
+    assert any("**************123X" in data for data in stored)
