@@ -57,7 +57,8 @@ class ActionFallbackLadder(Action):
             # "？？？" / "..." / a lone emoji: no guesses to offer, and not yet a reason for
             # the human route; the ladder's stage stays where it was
             send(dispatcher, kb.no_content(), channel)
-            return []
+            # set again on this turn: the ladder looks at the previous turn only
+            return [SlotSet("fallback_stage", tracker.get_slot("fallback_stage"))]
         if not asked_on_previous_turn(tracker.events):
             ranking = (tracker.latest_message or {}).get("intent_ranking") or []
             guesses = [entry.get("name") for entry in ranking if entry.get("name") != "nlu_fallback"]

@@ -145,7 +145,8 @@ class GuideData:
         """knowledge/contacts.yml's hotline (one place), unless guide_steps.yml overrides it."""
         from assistant.knowledge import contact_context  # local: keeps this module light
 
-        return self.text("hotline", default="") or contact_context()["hotline"]
+        # an empty `hotline:` left in the file means "not overridden", not "None"
+        return str(self.doc.get("hotline") or "").strip() or contact_context()["hotline"]
 
     @property
     def caveat(self) -> str:
@@ -233,6 +234,7 @@ def parse_step_number(value: Any) -> Optional[int]:
 
 _cache_lock = threading.Lock()
 _cache: Dict[str, Tuple[float, GuideData]] = {}
+_broken: Dict[str, float] = {}  # path -> modification time of a version that failed
 
 
 def load_guide(path: Optional[pathlib.Path] = None) -> GuideData:
@@ -249,16 +251,48 @@ def load_guide(path: Optional[pathlib.Path] = None) -> GuideData:
         cached = _cache.get(key)
         if cached and cached[0] == mtime:
             return cached[1]
+        if cached and _broken.get(key) == mtime:
+            return cached[1]  # known broken: already logged
     try:
-        with path.open(encoding="utf-8") as handle:
-            data = GuideData(yaml.safe_load(handle) or {}, source=str(path))
-    except (yaml.YAMLError, GuideDataError, TypeError, ValueError) as error:
+        data = _parse_and_render(path)
+    except GuideDataError as error:
         if cached is None:
             raise
+        with _cache_lock:
+            _broken[key] = mtime
         logger.error("%s is broken, still using the last good version: %s", path, error)
         return cached[1]
     with _cache_lock:
         _cache[key] = (mtime, data)
+        _broken.pop(key, None)
+    return data
+
+
+def _parse_and_render(path: pathlib.Path) -> GuideData:
+    """GuideData from the file, after every reply it can produce has been rendered once:
+    a missing problem title or a step of the wrong shape is found here, not mid-walk."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = GuideData(yaml.safe_load(handle) or {}, source=path.name)
+        for wechat in (False, True):
+            render = Renderer(data, wechat)
+            render.choose_channel()
+            render.finish()
+            for channel, steps in data.steps.items():
+                for whom in WHOM_VALUES:
+                    for step in steps:
+                        render.step(GuideState(channel=channel, for_whom=whom, step=step.number, active=True))
+                    render.choose_whom(GuideState(channel=channel, active=True))
+                    for problem in data.problems.values():  # also asked about outside a walk
+                        f"{problem['title']}：{_per_whom(problem['text'], whom)}"
+                    # "遇到问题" on every step: each of its problems' advice
+                    for step in steps:
+                        state = GuideState(channel=channel, for_whom=whom, step=step.number, active=True)
+                        troubleshoot(data, "", state, wechat)
+    except GuideDataError:
+        raise
+    except (OSError, yaml.YAMLError, KeyError, AttributeError, TypeError, ValueError, IndexError) as error:
+        raise GuideDataError(f"{path.name}: {type(error).__name__}: {error}") from error
     return data
 
 
@@ -267,10 +301,9 @@ def validate_file(path: Optional[pathlib.Path] = None, sources: Sequence[str] = 
     (for `make validate-knowledge`); empty when the file is fine."""
     path = pathlib.Path(path or DEFAULT_STEPS_FILE)
     try:
-        with path.open(encoding="utf-8") as handle:
-            data = GuideData(yaml.safe_load(handle) or {}, source=path.name)
-    except (OSError, yaml.YAMLError, GuideDataError, TypeError, ValueError) as error:
-        return [f"ERROR: {path.name}: {error}"]
+        data = _parse_and_render(path)
+    except GuideDataError as error:
+        return [f"ERROR: {error}"]
     problems = []
     entries = [(f"step {step.id}", step.raw) for steps in data.steps.values() for step in steps]
     entries += [(f"problem {name}", raw) for name, raw in data.problems.items()]

@@ -41,9 +41,10 @@ def mask_text(text: str) -> str:
 _ID_DIGIT = "[0-9０-９]"
 _ID_SEP = r"[ \u3000\t\-]?"
 # A full mainland ID-card number: 17 digits and a digit or X, possibly typed in groups
-# with spaces or dashes, half- or full-width; not part of a longer digit run.
+# with spaces or dashes, half- or full-width; not part of a longer digit run, and not
+# the digits of an application number ("NC" + 18 digits is a valid number, not an ID).
 _FULL_ID = re.compile(
-    f"(?<![0-9０-９])(?:{_ID_DIGIT}{_ID_SEP}){{17}}[0-9０-９XxＸｘ](?![0-9０-９A-Za-zＡ-Ｚａ-ｚ])"
+    f"(?<![0-9０-９A-Za-zＡ-Ｚａ-ｚ])(?:{_ID_DIGIT}{_ID_SEP}){{17}}[0-9０-９XxＸｘ](?![0-9０-９A-Za-zＡ-Ｚａ-ｚ])"
 )
 
 

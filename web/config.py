@@ -4,6 +4,7 @@ All values come from environment variables; defaults are what `make run` uses.
 Tests build a `WebConfig` directly with loopback URLs and temporary files.
 """
 import dataclasses
+import logging
 import os
 import pathlib
 from typing import Mapping
@@ -52,6 +53,11 @@ class WebConfig:
             self.widget_server_url = self.rasa_url
         if not self.public_url:
             shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            if shown_host != self.host:
+                logging.getLogger("web.config").warning(
+                    "WEB_HOST=%s without WEB_PUBLIC_URL: the demo page loads the widget from "
+                    "http://127.0.0.1:%s, which other machines cannot reach; set WEB_PUBLIC_URL",
+                    self.host or "(all)", self.port)
             self.public_url = f"http://{shown_host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
 

@@ -51,7 +51,8 @@ def parse_request(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
     metadata = body.get("metadata")
     return {
         "sender": sender,
-        "message": mask_id_card_numbers(message.strip()[:MAX_MESSAGE_CHARS]),
+        # masked before the cut, so a cut can never leave 17 unmasked digits behind
+        "message": mask_id_card_numbers(message.strip())[:MAX_MESSAGE_CHARS],
         "metadata": metadata if isinstance(metadata, dict) else None,
     }, None
 

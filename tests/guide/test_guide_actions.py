@@ -254,3 +254,30 @@ def test_the_validator_reports_a_broken_guide_file(tmp_path):
     assert validate_knowledge(["--knowledge", str(knowledge)]) == 1
     (knowledge / "guide_steps.yml").write_text("steps: [unclosed\n", encoding="utf-8")
     assert validate_knowledge(["--knowledge", str(knowledge)]) == 1
+
+
+@pytest.mark.parametrize("breakage", ["problem without title", "problem as plain text", "channel as text"])
+def test_structural_breakage_is_reported_and_the_last_good_version_stays(tmp_path, breakage):
+    import shutil
+
+    from assistant.guide import validate_file
+
+    steps_file = tmp_path / "guide_steps.yml"
+    shutil.copy(STEPS, steps_file)
+    talk = Conversation(steps_file)
+    talk.say("教我在小程序上申请", "start_guide")
+    document = yaml.safe_load(STEPS.read_text(encoding="utf-8"))
+    if breakage == "problem without title":
+        del document["problems"]["face_recognition"]["title"]
+    elif breakage == "problem as plain text":
+        document["problems"]["face_recognition"] = "刷脸不过就打电话"
+    else:
+        document["channels"]["app"] = "四川医保APP"
+    steps_file.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    os.utime(steps_file, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+
+    problems = validate_file(steps_file)
+    assert problems and problems[0].startswith("ERROR: guide_steps.yml")
+    text = talk.say("给自己", "inform_guide_for_whom")  # the step lists face_recognition
+    assert "第1步 / 共8步" in text
+    assert "人脸识别不通过" in talk.say("下一步", "guide_next")  # old title still shown

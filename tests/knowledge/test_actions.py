@@ -185,4 +185,23 @@ def test_punctuation_only_asks_for_words_and_offers_the_hotline():
         messages, events = run(ActionFallbackLadder(), tracker(text, "nlu_fallback", ranking=fallback_only))
         assert "请直接打字告诉我您想问什么" in messages[0]["text"] and "12393" in messages[0]["text"]
         assert "还是没弄明白" not in messages[0]["text"]
-        assert events == []  # the ladder's stage is left as it was
+        assert slot_events(events) == {"fallback_stage": None}  # the ladder's stage is kept
+
+
+def test_punctuation_between_two_unclear_messages_does_not_restart_the_ladder():
+    history = [
+        user_event("那个东西", "nlu_fallback", ranking=RANKING),
+        {"event": "action", "name": "action_fallback_ladder"},
+        {"event": "slot", "name": "fallback_stage", "value": "asked"},
+        {"event": "action", "name": "action_listen"},
+    ]
+    punctuation = tracker("？？？", "nlu_fallback", ranking=[{"name": "nlu_fallback", "confidence": 1.0}],
+                          slots={"fallback_stage": "asked"}, history=history)
+    _, events = run(ActionFallbackLadder(), punctuation)
+    assert slot_events(events) == {"fallback_stage": "asked"}
+    history += [user_event("？？？", "nlu_fallback"),
+                {"event": "action", "name": "action_fallback_ladder"}, *events,
+                {"event": "action", "name": "action_listen"}]
+    messages, _ = run(ActionFallbackLadder(), tracker("就是那个", "nlu_fallback", ranking=RANKING,
+                                                      slots={"fallback_stage": "asked"}, history=history))
+    assert "12393" in messages[0]["text"] and "您是想问" not in messages[0]["text"]

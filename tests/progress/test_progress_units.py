@@ -94,3 +94,10 @@ def test_a_full_id_typed_for_the_suffix_gives_its_last_4_and_is_not_kept(typed):
     assert slots == {"id_last4": "1234"}
     slots = asyncio.run(form.extract_application_no(None, _form_tracker(typed, "application_no"), {}))
     assert "511302" not in slots["application_no"] and slots["application_no"].endswith("1234")
+
+
+def test_an_application_number_with_18_digits_is_not_taken_for_an_id_number():
+    from progress_service.privacy import mask_id_card_numbers
+
+    assert mask_id_card_numbers("帮我查NC202501010000001234的进度") == "帮我查NC202501010000001234的进度"
+    assert mask_id_card_numbers("身份证511302198001011234") == "身份证**************1234"

@@ -82,3 +82,10 @@ def test_a_full_id_number_never_reaches_the_tracker_store(web_stack):
         tracker = response.read().decode("utf-8")
     assert "511302198001011234" not in tracker and "51130219800101" not in tracker
     assert "**************1234" in tracker
+
+
+def test_a_long_message_is_masked_before_it_is_cut():
+    text = "要" * (MAX_MESSAGE_CHARS - 17) + "511302198001011234"
+    parsed, _ = parse_request({"sender": "web-0f9c1d2e-aaaa", "message": text})
+    assert "51130219800101123" not in parsed["message"]
+    assert len(parsed["message"]) == MAX_MESSAGE_CHARS

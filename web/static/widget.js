@@ -282,7 +282,8 @@
     setWaiting(1);
     var sender = state.sender;
     queue = queue.then(function () {
-      return postMessage(sender, text.slice(0, 500)).then(function (replies) {
+      // the whole text: the server masks ID numbers first, then caps the length
+      return postMessage(sender, text).then(function (replies) {
         if (state.sender !== sender) { return; }  // cleared meanwhile: drop the old answer
         var shownAny = false;
         (Array.isArray(replies) ? replies : []).forEach(function (reply) {
