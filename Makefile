@@ -119,8 +119,12 @@ test-conversations: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/stories \
 	  --fail-on-prediction-errors --out $(STATE)/results/conversations
 
+# Two pytest workers: most of the suite's time is Rasa loading its model (about a minute
+# per started stack, one core each), so the stacks start side by side. Tests that share a
+# stack carry an xdist_group mark and stay on one worker. TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 2
 test-python: install-dev $(MODEL)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
 
 clean:
 	rm -rf $(STATE) data/nlu/generated .rasa

@@ -72,9 +72,10 @@ def make_settings(state_dir: pathlib.Path, model: pathlib.Path) -> StackSettings
 class StackHandle:
     """A started stack plus small helpers to talk to it like a user would."""
 
-    def __init__(self, stack: Stack, settings: StackSettings):
+    def __init__(self, stack: Stack, settings: StackSettings, environ: dict):
         self.stack = stack
         self.settings = settings
+        self.environ = environ
 
     @property
     def rasa_url(self) -> str:
@@ -117,7 +118,7 @@ def start_stack(settings: StackSettings, environ=None) -> StackHandle:
     if not stack.wait_healthy():
         stack.stop()
         raise RuntimeError("stack did not start:\n" + log.read_text(encoding="utf-8")[-6000:])
-    return StackHandle(stack, settings)
+    return StackHandle(stack, settings, environ)
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +139,17 @@ def stack_factory(trained_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def running_stack(stack_factory) -> StackHandle:
-    """One full stack shared by the tests that only talk to it."""
-    return stack_factory()
+def running_stack(stack_factory, tmp_path_factory) -> StackHandle:
+    """One full stack (Rasa, actions, progress, web) shared by the tests that only talk
+    to it. Every Rasa start costs about a minute of model loading, so the web tests use
+    this one too (tests/web/conftest.py adds their agent account and application)."""
+    import secrets
+
+    state_dir = tmp_path_factory.mktemp("shared-stack")
+    environ = dict(os.environ)
+    for name in ("RASA_AUTH_TOKEN", "PROGRESS_API_KEY", "PROGRESS_AGENCY_KEY",
+                 "PROGRESS_ID_HASH_KEY", "PROGRESS_AGENT_SECRET"):
+        environ[name] = secrets.token_urlsafe(24)
+    environ["PROGRESS_DATABASE_URL"] = f"sqlite:///{state_dir / 'progress.db'}"
+    environ["AGENT_DB"] = str(state_dir / "agents.db")
+    return stack_factory(environ=environ, state_dir=state_dir)

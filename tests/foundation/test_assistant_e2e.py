@@ -1,6 +1,11 @@
 """A newcomer's first conversation, through the real stack (Rasa + action server)."""
 import re
 
+import pytest
+
+# all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
+pytestmark = pytest.mark.xdist_group("shared_stack")
+
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -1,6 +1,11 @@
 """The walk through the real stack (trained model + action server), as a web user."""
 import uuid
 
+import pytest
+
+# all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
+pytestmark = pytest.mark.xdist_group("shared_stack")
+
 
 def _sender(name):
     return f"guide-{name}-{uuid.uuid4().hex[:8]}"

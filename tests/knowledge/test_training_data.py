@@ -96,3 +96,18 @@ def test_generated_lookup_holds_every_name_longest_first(tmp_path):
     assert [len(n) for n in lookup] == sorted((len(n) for n in lookup), reverse=True)
     synonyms = {b["synonym"]: b["examples"] for b in document["nlu"][1:]}
     assert "血压高" in synonyms["高血压"] and "透析" in synonyms["尿毒症透析"]
+
+
+def test_no_slot_mapping_runs_an_action_behind_the_scenes():
+    """A custom mapping with `action:` makes Rasa run that action inside
+    action_extract_slots on every user message. For our answer and fallback actions that
+    hidden run changed the conversation (the fallback ladder's stage), so slots set by
+    actions use a plain `type: custom` mapping."""
+    named = []
+    for path in sorted((ROOT / "domain").glob("*.yml")):
+        slots = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("slots") or {}
+        for slot, spec in slots.items():
+            for mapping in spec.get("mappings") or []:
+                if mapping.get("type") == "custom" and mapping.get("action"):
+                    named.append(f"{path.name}: {slot} -> {mapping['action']}")
+    assert not named, named

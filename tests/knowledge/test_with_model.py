@@ -1,11 +1,15 @@
 """Through the trained model: every disease name is recognised, and whole conversations
 through the real stack (Rasa + action server) answer from knowledge/."""
-import asyncio
+import json
 import pathlib
+import urllib.request
 
 import pytest
 
 from assistant.knowledge import KnowledgeBase, visible_length
+
+# all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
+pytestmark = pytest.mark.xdist_group("shared_stack")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KB = KnowledgeBase.load(ROOT / "knowledge")
@@ -13,13 +17,19 @@ NAMES = [(name, disease.name) for disease in KB.diseases for name in (disease.na
 
 
 @pytest.fixture(scope="module")
-def parse(trained_model):
-    from rasa.core.agent import Agent
+def parse(running_stack):
+    """The running Rasa server's /model/parse (behind its token): the same pipeline a user's
+    message goes through, without loading the model a second time."""
+    url = f"{running_stack.rasa_url}/model/parse?token={running_stack.environ['RASA_AUTH_TOKEN']}"
 
-    agent = Agent.load(str(trained_model))
-    loop = asyncio.new_event_loop()
-    yield lambda text: loop.run_until_complete(agent.parse_message(text))
-    loop.close()
+    def parse_text(text):
+        request = urllib.request.Request(
+            url, data=json.dumps({"text": text}).encode("utf-8"),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    return parse_text
 
 
 @pytest.mark.parametrize("name, canonical", NAMES, ids=[name for name, _ in NAMES])
@@ -78,3 +88,17 @@ def test_answer_with_caveat_and_buttons_on_rest(running_stack):
     text = "\n".join(m.get("text") or "" for m in messages)
     assert "人脸识别" in text and "以南充市医保部门最新官方指引为准" in text
     assert any(m.get("buttons") for m in messages)
+
+
+@pytest.mark.parametrize("opener", [None, "你好", "你是机器人吗", "高血压能办吗"])
+def test_first_unclear_message_gets_the_question_then_the_human_route(running_stack, opener):
+    """The ladder's first rung must not be skipped because of what came before: a
+    greeting used to leave fallback_stage='asked' behind (a hidden second run of the
+    ladder inside action_extract_slots), so the first unclear message got '还是没弄明白'."""
+    sender = f"kb-ladder-{opener or 'fresh'}"
+    if opener:
+        say(running_stack, sender, opener)
+    first = say(running_stack, sender, "qwerty asdf")
+    assert "您是想问" in first and "还是没弄明白" not in first
+    second = say(running_stack, sender, "qwerty asdf")
+    assert "还是没弄明白" in second and "12393" in second

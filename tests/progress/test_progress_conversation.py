@@ -11,6 +11,9 @@ import pytest
 
 from progress_helpers import EXAMPLE_CSV, database, new_secrets, run_import
 
+# all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
+pytestmark = pytest.mark.xdist_group("progress_stacks")
+
 LOCKOUT_WINDOW = 12  # seconds; short so the expiry can be waited for
 NO_MATCH = "未查到与该编号和身份证后四位匹配的申请"
 

@@ -7,7 +7,6 @@ Playwright's own browser downloads are never used. Screenshots go to test-artifa
 import json
 import os
 import pathlib
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -100,17 +99,12 @@ class WebStack:
 
 
 @pytest.fixture(scope="session")
-def web_stack(stack_factory, tmp_path_factory) -> WebStack:
-    """Rasa + actions + progress + web on free ports, with the console's secrets set."""
-    state_dir = tmp_path_factory.mktemp("web-stack")
-    env = dict(os.environ)
-    for name in ("RASA_AUTH_TOKEN", "PROGRESS_API_KEY", "PROGRESS_AGENCY_KEY",
-                 "PROGRESS_ID_HASH_KEY", "PROGRESS_AGENT_SECRET"):
-        env[name] = secrets.token_urlsafe(24)
-    env["PROGRESS_DATABASE_URL"] = f"sqlite:///{state_dir / 'progress.db'}"
-    env["AGENT_DB"] = str(state_dir / "agents.db")
-    handle = stack_factory(environ=env, state_dir=state_dir)
-    stack = WebStack(handle, env, state_dir)
+def web_stack(running_stack) -> WebStack:
+    """The shared stack (tests/conftest.py: Rasa + actions + progress + web with the
+    console's secrets), plus an agent account and a seeded application."""
+    handle = running_stack
+    env = handle.environ
+    stack = WebStack(handle, env, handle.settings.state_dir)
 
     # warm-up: the first message through a fresh Rasa is slow; the console allows 2 s per call
     handle.say("web-warm-up-0001", "你好", timeout=60)

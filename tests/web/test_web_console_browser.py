@@ -4,6 +4,9 @@ import pytest
 
 from playwright.sync_api import expect
 
+# all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
+pytestmark = pytest.mark.xdist_group("shared_stack")
+
 ANSWER_TIMEOUT = 15_000
 AGENT_USER = "li_agent"  # created by the web_stack fixture (tests/web/conftest.py)
 

@@ -8,6 +8,9 @@ import pytest
 from progress_service.privacy import mask_id_card_numbers
 from web.rasa_channel import MAX_MESSAGE_CHARS, parse_request
 
+# all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
+pytestmark = pytest.mark.xdist_group("shared_stack")
+
 
 @pytest.mark.parametrize("body", [
     None, [], "text", {"message": "你好"}, {"sender": "short", "message": "你好"},

@@ -12,6 +12,9 @@ import pytest
 
 from playwright.sync_api import expect
 
+# all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
+pytestmark = pytest.mark.xdist_group("shared_stack")
+
 REPLY_TIMEOUT = 30_000  # ms; the first answer loads the model's caches
 LAUNCHER = "打开门诊慢特病在线咨询"
 
