@@ -67,6 +67,22 @@ def _latest(tracker: Tracker):
     return intent, message.get("text") or "", entities
 
 
+def _earlier_user_messages(tracker: Tracker, limit: int = 6):
+    """(intent, text) of this session's user messages before the latest one, newest first."""
+    found, seen_latest = [], False
+    for event in reversed(tracker.events or []):
+        if event.get("event") == "session_started" or len(found) >= limit:
+            break
+        if event.get("event") != "user":
+            continue
+        if not seen_latest:
+            seen_latest = True  # the message this turn answers; handle() reads it itself
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name") or ""
+        found.append((intent, event.get("text") or ""))
+    return found
+
+
 class ActionGuide(_GuideMixin, Action):
     """Start, choose channel/person, next, back, jump, restart, exit."""
 
@@ -75,7 +91,8 @@ class ActionGuide(_GuideMixin, Action):
 
     def turn(self, data, tracker, state, wechat):
         intent, text, entities = _latest(tracker)
-        return guide.handle(data, intent, text, state, entities, wechat)
+        earlier_whom = data.whom_from_earlier(_earlier_user_messages(tracker))
+        return guide.handle(data, intent, text, state, entities, wechat, earlier_whom=earlier_whom)
 
 
 class ActionGuideTroubleshoot(_GuideMixin, Action):

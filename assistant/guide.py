@@ -40,6 +40,7 @@ STOP = "stop"
 AFFIRM = "affirm"
 DENY = "deny"
 SETUP_INTENTS = (START, INFORM_CHANNEL, INFORM_WHOM)
+APPLY_FOR_OTHERS = "ask_apply_for_others"  # a knowledge question; tells who it is for
 
 # What the last question asked for (slot guide_awaiting).
 AWAIT_CHANNEL, AWAIT_WHOM, AWAIT_RESUME = "channel", "for_whom", "resume"
@@ -200,6 +201,18 @@ class GuideData:
         if FAMILY in found:  # "我自己帮我妈弄" is for the mother
             return FAMILY
         return found[0] if found else None
+
+    def whom_from_earlier(self, earlier: Sequence[Tuple[str, str]]) -> Optional[str]:
+        """Who the application is for, from this session's earlier user messages
+        (intent, text), newest first: "帮我妈申请慢特病" and then "小程序" should not
+        be asked "给自己还是帮家人" again."""
+        for intent, text in earlier:
+            if intent == APPLY_FOR_OTHERS:
+                return FAMILY
+            whom = self.parse_whom(text)
+            if whom:
+                return whom
+        return None
 
     def parse_problem(self, text: str) -> Optional[str]:
         found = self._match(text, self.doc.get("problem_kinds") or {}, key="")
@@ -501,8 +514,13 @@ def handle(
     state: GuideState,
     entities: Optional[Mapping[str, Any]] = None,
     wechat: bool = False,
+    earlier_whom: Optional[str] = None,
 ) -> Turn:
-    """One turn of the walk for a guide intent (or affirm/deny/stop while it is active)."""
+    """One turn of the walk for a guide intent (or affirm/deny/stop while it is active).
+
+    `earlier_whom`: who the application is for, as said earlier in the session
+    (GuideData.whom_from_earlier); used instead of asking, and said so in the reply.
+    """
     entities = entities or {}
     render = Renderer(data, wechat)
     state = dataclasses.replace(state)
@@ -538,12 +556,15 @@ def handle(
     if state.channel is None:
         state.active, state.awaiting = True, AWAIT_CHANNEL
         return Turn([render.choose_channel()], state)
+    prefix = ""
     if state.for_whom is None and data.asks_for_whom(state.channel):
-        state.active, state.awaiting = True, AWAIT_WHOM
-        return Turn([render.choose_whom(state)], state)
+        if earlier_whom not in WHOM_VALUES:
+            state.active, state.awaiting = True, AWAIT_WHOM
+            return Turn([render.choose_whom(state)], state)
+        state.for_whom = earlier_whom
+        prefix = data.text("for_whom", earlier_whom, "remembered")
 
     total = data.step_count(state.channel)
-    prefix = ""
     if intent == GOTO:
         number = parse_step_number(entities.get("step_number")) or parse_step_number(text)
         if number is None or not 1 <= number <= total:
@@ -556,7 +577,7 @@ def handle(
     elif intent in SETUP_INTENTS or state.awaiting in (AWAIT_CHANNEL, AWAIT_WHOM):
         target = state.step
         if intent == START:
-            prefix = f"接着上次的第{target}步（想从头来，点“重新开始”）："
+            prefix += f"接着上次的第{target}步（想从头来，点“重新开始”）："
     elif intent == BACK:
         target = max(1, state.step - 1)
         if state.step == 1:

@@ -33,6 +33,7 @@ class Conversation:
         self.messages = []
         self.events = []
         self.latest = {}
+        self.history = []  # tracker events so far: user messages and session starts
 
     def user(self, text, intent, **entities):
         self.latest = {
@@ -40,14 +41,19 @@ class Conversation:
             "intent": {"name": intent, "confidence": 1.0},
             "entities": [{"entity": name, "value": value} for name, value in entities.items()],
         }
+        self.history.append({"event": "user", "text": text, "parse_data": self.latest,
+                             "input_channel": self.input_channel})
         return self
+
+    def new_session(self):
+        self.history.append({"event": "session_started"})
 
     def run(self, action):
         tracker = Tracker(
             sender_id="guide-test",
             slots=dict(self.slots),
             latest_message=self.latest,
-            events=[{"event": "user", "text": self.latest.get("text"), "input_channel": self.input_channel}],
+            events=list(self.history),
             paused=False,
             followup_action=None,
             active_loop={},
@@ -281,3 +287,31 @@ def test_structural_breakage_is_reported_and_the_last_good_version_stays(tmp_pat
     text = talk.say("给自己", "inform_guide_for_whom")  # the step lists face_recognition
     assert "第1步 / 共8步" in text
     assert "人脸识别不通过" in talk.say("下一步", "guide_next")  # old title still shown
+
+
+def test_who_it_is_for_said_earlier_is_not_asked_again():
+    """"帮我妈申请慢特病" (a knowledge question), then "小程序": the walk goes straight to
+    step 1 for a family member, says why, and says how to change it."""
+    talk = Conversation()
+    talk.user("我想帮我妈申请慢特病", "ask_apply_for_others")  # answered by the knowledge part
+    text = talk.say("小程序上咋个弄", "start_guide")
+    assert "您前面说是帮家人办" in text and "请说“给自己申请”" in text
+    assert "·为家人申请】第1步" in text
+    assert talk.slots["guide_for_whom"] == "family" and talk.slots["guide_step"] == 1.0
+    assert "帮家人申请" not in [b["title"] for b in talk.buttons]
+
+    changed = talk.say("给自己申请", "inform_guide_for_whom", guide_for_whom="self")
+    assert "·本人申请】第1步" in changed
+
+
+def test_earlier_words_about_oneself_count_and_an_old_session_does_not():
+    talk = Conversation()
+    talk.user("我自己是糖尿病能不能办", "ask_disease_coverage")
+    assert "您前面说是给自己办" in talk.say("app上怎么申请", "start_guide")
+
+    fresh = Conversation()
+    fresh.user("帮我爸问一下", "ask_apply_for_others")
+    fresh.new_session()
+    fresh.user("你好", "greet")
+    text = fresh.say("窗口怎么办", "start_guide")
+    assert "您是给自己申请，还是帮家人（他人）申请？" in text and "您前面说" not in text

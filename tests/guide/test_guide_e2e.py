@@ -37,3 +37,11 @@ def test_buttons_reach_the_web_user(running_stack):
     messages = running_stack.say(user, "/inform_guide_for_whom{\"guide_for_whom\":\"family\"}")
     text = "\n".join(message.get("text", "") for message in messages)
     assert "【医保经办窗口·为家人申请】第1步 / 共4步" in text
+
+
+def test_family_said_before_the_walk_is_remembered(running_stack):
+    user = f"guide-e2e-{uuid.uuid4().hex[:8]}"
+    running_stack.say_text(user, "我想帮我妈申请慢特病")
+    text = running_stack.say_text(user, "小程序")
+    assert "为家人申请" in text and "第1步" in text
+    assert "您是给自己申请，还是帮家人" not in text
