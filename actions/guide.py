@@ -91,7 +91,9 @@ class ActionGuide(_GuideMixin, Action):
 
     def turn(self, data, tracker, state, wechat):
         intent, text, entities = _latest(tracker)
-        earlier_whom = data.whom_from_earlier(_earlier_user_messages(tracker))
+        earlier_whom = None
+        if state.for_whom is None:  # only then can the earlier messages matter
+            earlier_whom = data.whom_from_earlier(_earlier_user_messages(tracker))
         return guide.handle(data, intent, text, state, entities, wechat, earlier_whom=earlier_whom)
 
 

@@ -6,6 +6,7 @@
 import json
 import os
 import pathlib
+import secrets
 import socket
 import sys
 import urllib.request
@@ -143,8 +144,6 @@ def running_stack(stack_factory, tmp_path_factory) -> StackHandle:
     """One full stack (Rasa, actions, progress, web) shared by the tests that only talk
     to it. Every Rasa start costs about a minute of model loading, so the web tests use
     this one too (tests/web/conftest.py adds their agent account and application)."""
-    import secrets
-
     state_dir = tmp_path_factory.mktemp("shared-stack")
     environ = dict(os.environ)
     for name in ("RASA_AUTH_TOKEN", "PROGRESS_API_KEY", "PROGRESS_AGENCY_KEY",
