@@ -13,10 +13,12 @@ MODEL  := $(STATE)/models/assistant.tar.gz
 export PYTHONPATH := $(CURDIR)
 
 # Everything a trained model depends on: change any of it and `make run` retrains.
-# Of knowledge/, only the disease catalogue feeds training (lookup table, synonyms, Jieba
-# dictionary); the other knowledge files are read by the actions at run time.
-TRAIN_INPUTS := config.yml assistant/build_nlu.py knowledge/diseases.yml \
-	$(shell find domain data assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path 'data/nlu/generated/*' 2>/dev/null)
+# Of knowledge/, the disease catalogue feeds training (lookup table, synonyms, Jieba
+# dictionary) and responses.yml + contacts.yml the domain's responses; the other knowledge
+# files are read by the actions at run time. core/textnorm.py is the NLU normaliser's code.
+TRAIN_INPUTS := config.yml tools/build_nlu.py knowledge/diseases.yml knowledge/responses.yml \
+	knowledge/contacts.yml core/textnorm.py \
+	$(shell find domain data assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path '*/generated/*' 2>/dev/null)
 
 .PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu
 
@@ -63,13 +65,13 @@ chromium:
 
 # --- model -----------------------------------------------------------------------
 generate: install
-	@$(PY) -m assistant.build_nlu
+	@$(PY) -m tools.build_nlu
 
 validate: generate validate-knowledge
 	$(RASA) data validate --domain domain --data data --config config.yml --fail-on-warnings
 
 $(MODEL): $(TRAIN_INPUTS) | install
-	@$(PY) -m assistant.build_nlu
+	@$(PY) -m tools.build_nlu
 	$(RASA) train --domain domain --data data --config config.yml \
 	  --out $(STATE)/models --fixed-model-name assistant
 
@@ -77,7 +79,7 @@ train: $(MODEL)
 
 # --- use -------------------------------------------------------------------------
 run: install $(MODEL)
-	@exec $(PY) -m assistant.stack
+	@exec $(PY) -m tools.stack
 
 # Load the agency's CSV export into the progress service's database (docs/progress.md).
 # The whole file is rejected if any row is invalid. Uses PROGRESS_DATABASE_URL and
@@ -101,9 +103,10 @@ agent-add: install
 # --- check -----------------------------------------------------------------------
 test: install-dev validate train test-nlu test-conversations test-python
 
-# knowledge/*.yml: schema, sources, every alias -> exactly one disease, every topic answered
+# knowledge/*.yml: schema, sources, every alias -> exactly one disease, every topic answered,
+# every text renders, the hotline written once (tools/validate_knowledge.py)
 validate-knowledge: install
-	$(PY) -m assistant.knowledge --validate
+	$(PY) -m tools.validate_knowledge
 
 # Held-out NLU test set (tests/nlu/, never trained on): fails below 95% intent accuracy.
 NLU_FLOOR ?= 0.95

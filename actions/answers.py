@@ -12,21 +12,17 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.rendering import send
+from actions.reply import send
+from assistant.contacts import last_resort
+from assistant.content import get_knowledge
 from assistant.knowledge import (
     DISEASE_TOPICS,
     KnowledgeBase,
     asks_for_the_list,
     disease_like_phrases,
-    get_knowledge,
-    with_contacts,
 )
 
 logger = logging.getLogger(__name__)
-
-# Said when knowledge/ cannot be read at all (never happens with a validated tree).
-# The hotline comes from knowledge/contacts.yml (with_contacts), so it is written in one place.
-UNAVAILABLE = "抱歉，资料暂时读取不了。请稍后再问，或拨打{hotline_name} {hotline} 咨询。"
 
 
 def named_diseases(kb: KnowledgeBase, message: Dict[Text, Any]) -> List[str]:
@@ -65,7 +61,7 @@ class ActionAnswerTopic(Action):
             kb = get_knowledge()
         except Exception:  # noqa: BLE001 - the user still gets an answer with the hotline
             logger.exception("knowledge/ could not be loaded")
-            dispatcher.utter_message(text=with_contacts(UNAVAILABLE))
+            send(dispatcher, tracker, last_resort("answers_unavailable"))
             return []
 
         message = tracker.latest_message or {}
@@ -73,7 +69,7 @@ class ActionAnswerTopic(Action):
         topic = kb.topic_for_intent(intent)
         if topic is None:
             logger.warning("no knowledge topic for intent %s", intent)
-            send(dispatcher, kb.handoff(), tracker.get_latest_input_channel())
+            send(dispatcher, tracker, kb.handoff())
             return []
         previous = tracker.get_slot("knowledge_topic")
         if intent == "inform_disease" and previous in DISEASE_TOPICS:
@@ -95,5 +91,5 @@ class ActionAnswerTopic(Action):
                     diseases = remembered_diseases(kb, tracker)
         answer = kb.answer_topic(topic, diseases, unknown)
         logger.info("intent=%s topic=%s diseases=%s unknown=%d", intent, topic, answer.diseases, len(unknown))
-        send(dispatcher, answer, tracker.get_latest_input_channel())
+        send(dispatcher, tracker, answer)
         return events

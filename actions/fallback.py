@@ -14,15 +14,14 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.rendering import send
-from assistant.knowledge import get_knowledge, with_contacts
-from assistant.textnorm import has_content
+from actions.reply import send
+from assistant.contacts import last_resort
+from assistant.content import get_knowledge
+from core.textnorm import has_content
 
 logger = logging.getLogger(__name__)
 
 ASKED = "asked"
-# Said when knowledge/ cannot be loaded; hotline and window from knowledge/contacts.yml.
-HANDOFF_TEXT = "抱歉，我没弄明白。请拨打{hotline_name} {hotline}，或到{window}咨询。"
 
 
 def asked_on_previous_turn(events: List[Dict[Text, Any]]) -> bool:
@@ -42,12 +41,11 @@ class ActionFallbackLadder(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        channel = tracker.get_latest_input_channel()
         try:
             kb = get_knowledge()
         except Exception:  # noqa: BLE001
             logger.exception("knowledge/ could not be loaded")
-            dispatcher.utter_message(text=with_contacts(HANDOFF_TEXT))
+            send(dispatcher, tracker, last_resort("handoff"))
             return []
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
         # core fallback: forget the message the policies could not handle
@@ -56,7 +54,7 @@ class ActionFallbackLadder(Action):
         if intent == "nlu_fallback" and not has_content(text):
             # "？？？" / "..." / a lone emoji: no guesses to offer, and not yet a reason for
             # the human route; the ladder's stage stays where it was
-            send(dispatcher, kb.no_content(), channel)
+            send(dispatcher, tracker, kb.no_content())
             # set again on this turn: the ladder looks at the previous turn only
             return [SlotSet("fallback_stage", tracker.get_slot("fallback_stage"))]
         if not asked_on_previous_turn(tracker.events):
@@ -65,8 +63,8 @@ class ActionFallbackLadder(Action):
             question = kb.fallback_question(guesses)
             if question is not None:
                 logger.info("fallback: asking between %s", [b["payload"] for b in question.buttons])
-                send(dispatcher, question, channel)
+                send(dispatcher, tracker, question)
                 return reverted + [SlotSet("fallback_stage", ASKED)]
         logger.info("fallback: human route")
-        send(dispatcher, kb.handoff(), channel)
+        send(dispatcher, tracker, kb.handoff())
         return reverted + [SlotSet("fallback_stage", None)]

@@ -1,27 +1,59 @@
-"""Custom actions for the step-by-step application guide (issue 4).
+"""Custom actions for the step-by-step application guide.
 
-The walk itself (state, wording, rendering) is in assistant/guide.py and
+The walk itself (state, wording, rendering) is in assistant/guide/ and
 knowledge/guide_steps.yml; these actions only translate between Rasa and it:
 slots -> GuideState, latest message -> intent/text/entities, Turn -> messages + SlotSet.
 """
 import logging
 import pathlib
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Mapping, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import config
+from actions.reply import profile, send
 from assistant import guide
-from actions.rendering import send
-from assistant.knowledge import get_knowledge, with_contacts
+from assistant.contacts import last_resort
+from assistant.content import get_knowledge, load_guide
 
 logger = logging.getLogger(__name__)
 
-# Hotline from knowledge/contacts.yml (with_contacts), written in one place.
-UNAVAILABLE = "申请步骤指引暂时打不开。您可以直接问我具体问题，或拨打{hotline_name} {hotline}。"
-NOT_UNDERSTOOD_FALLBACK = "不好意思，我没说清楚。您可以换个说法再问我，或拨打{hotline_name} {hotline}。"
+# GuideState field -> slot (domain/guide.yml)
+SLOTS = {
+    "channel": "guide_channel",
+    "for_whom": "guide_for_whom",
+    "step": "guide_step",
+    "active": "guide_active",
+    "awaiting": "guide_awaiting",
+}
+
+
+def state_from_slots(slots: Mapping[str, Any], data: guide.GuideData) -> guide.GuideState:
+    channel = slots.get(SLOTS["channel"])
+    whom = slots.get(SLOTS["for_whom"])
+    step = slots.get(SLOTS["step"])
+    state = guide.GuideState(
+        channel=channel if channel in data.channels else None,
+        for_whom=whom if whom in guide.WHOM_VALUES else None,
+        step=int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None,
+        active=bool(slots.get(SLOTS["active"])),
+        awaiting=slots.get(SLOTS["awaiting"]) or None,
+    )
+    if state.channel is None or state.step is None or not 1 <= state.step <= data.step_count(state.channel):
+        state.step = None  # e.g. the knowledge file lost a step since the last turn
+    return state
+
+
+def state_to_slots(state: guide.GuideState) -> Dict[str, Any]:
+    return {
+        SLOTS["channel"]: state.channel,
+        SLOTS["for_whom"]: state.for_whom,
+        SLOTS["step"]: float(state.step) if state.step is not None else None,
+        SLOTS["active"]: state.active,
+        SLOTS["awaiting"]: state.awaiting,
+    }
 
 
 class _GuideMixin:
@@ -30,28 +62,25 @@ class _GuideMixin:
     def __init__(self, steps_file: Optional[pathlib.Path] = None):
         self.steps_file = pathlib.Path(steps_file or config.GUIDE_STEPS_FILE)
 
-    def turn(self, data: guide.GuideData, tracker: Tracker, state: guide.GuideState, wechat: bool) -> guide.Turn:
+    def turn(self, data: guide.GuideData, tracker: Tracker, state: guide.GuideState, links: bool) -> guide.Turn:
         raise NotImplementedError
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
         try:
-            data = guide.load_guide(self.steps_file)
-            state = guide.GuideState.from_slots(tracker.current_slot_values(), data)
-            channel = (tracker.get_latest_input_channel() or "").lower()
-            wechat = channel in data.wechat_channels()
-            result = self.turn(data, tracker, state, wechat)
+            data = load_guide(self.steps_file)
+            state = state_from_slots(tracker.current_slot_values(), data)
+            result = self.turn(data, tracker, state, profile(tracker).miniprogram_links)
         except Exception:  # a broken knowledge file must not break the conversation
             logger.exception("guide: cannot run %s", self.name())
-            dispatcher.utter_message(text=with_contacts(UNAVAILABLE))
-            return [SlotSet("guide_active", False), SlotSet("guide_awaiting", None)]
+            send(dispatcher, tracker, last_resort("guide_unavailable"))
+            return [SlotSet(SLOTS["active"], False), SlotSet(SLOTS["awaiting"], None)]
 
-        for reply in result.replies:
-            dispatcher.utter_message(**reply.as_message())
+        send(dispatcher, tracker, result.replies)
         return [
             SlotSet(name, value)
-            for name, value in result.state.to_slots().items()
+            for name, value in state_to_slots(result.state).items()
             if tracker.get_slot(name) != value
         ]
 
@@ -89,12 +118,12 @@ class ActionGuide(_GuideMixin, Action):
     def name(self) -> Text:
         return "action_guide"
 
-    def turn(self, data, tracker, state, wechat):
+    def turn(self, data, tracker, state, links):
         intent, text, entities = _latest(tracker)
         earlier_whom = None
         if state.for_whom is None:  # only then can the earlier messages matter
             earlier_whom = data.whom_from_earlier(_earlier_user_messages(tracker))
-        return guide.handle(data, intent, text, state, entities, wechat, earlier_whom=earlier_whom)
+        return guide.handle(data, intent, text, state, entities, links, earlier_whom=earlier_whom)
 
 
 class ActionGuideTroubleshoot(_GuideMixin, Action):
@@ -103,9 +132,9 @@ class ActionGuideTroubleshoot(_GuideMixin, Action):
     def name(self) -> Text:
         return "action_guide_troubleshoot"
 
-    def turn(self, data, tracker, state, wechat):
+    def turn(self, data, tracker, state, links):
         intent, text, _ = _latest(tracker)
-        return guide.troubleshoot(data, text, state, wechat, intent=intent)
+        return guide.troubleshoot(data, text, state, links, intent=intent)
 
 
 class ActionGuideOfferResume(_GuideMixin, Action):
@@ -114,9 +143,9 @@ class ActionGuideOfferResume(_GuideMixin, Action):
     def name(self) -> Text:
         return "action_guide_offer_resume"
 
-    def turn(self, data, tracker, state, wechat):
+    def turn(self, data, tracker, state, links):
         _, text, _ = _latest(tracker)
-        return guide.offer_resume(data, state, text, wechat)
+        return guide.offer_resume(data, state, text, links)
 
 
 class ActionNotUnderstood(_GuideMixin, Action):
@@ -128,16 +157,16 @@ class ActionNotUnderstood(_GuideMixin, Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
-        if tracker.get_slot("guide_active"):
+        if tracker.get_slot(SLOTS["active"]):
             return await super().run(dispatcher, tracker, domain)
         try:
             answer = get_knowledge().not_understood()
         except Exception:  # noqa: BLE001 - a broken knowledge file must not break the reply
             logger.exception("knowledge/ could not be loaded")
-            dispatcher.utter_message(text=with_contacts(NOT_UNDERSTOOD_FALLBACK))
+            send(dispatcher, tracker, last_resort("not_understood"))
             return []
-        send(dispatcher, answer, tracker.get_latest_input_channel())
+        send(dispatcher, tracker, answer)
         return []
 
-    def turn(self, data, tracker, state, wechat):
-        return guide.repeat(data, state, wechat)
+    def turn(self, data, tracker, state, links):
+        return guide.repeat(data, state, links)

@@ -4,13 +4,11 @@ progress_form asks for application_no, then id_last4. Both slots use custom mapp
 filled here: the number from the regex entity (also in the first message) or, while it
 is being asked for, from any answer that contains digits; the suffix only while it is
 being asked for. Answers without digits ("要带哪些材料", "算了") are not taken, so the
-form lets other rules handle them. Replies live in actions/progress_replies.yml; this
+form lets other rules handle them. Replies live in knowledge/progress_replies.yml; this
 module picks one and fills its variables.
 """
 import datetime as dt
-import functools
 import logging
-import pathlib
 import re
 from typing import Any, Dict, List, Optional, Text
 
@@ -18,15 +16,17 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-import yaml
 
 from actions import config
-from actions.progress_client import LookupResult, ProgressClient
-from assistant.textnorm import to_halfwidth
-from progress_service.formats import (
+from actions.reply import send
+from assistant.contacts import last_resort
+from assistant.content import texts
+from core.formats import (
     CHINA_TZ, STATUS_LABELS, normalize_application_no, normalize_id_last4,
 )
-from progress_service.privacy import mask_id_card_numbers
+from core.privacy import mask_id_card_numbers
+from core.progress_client import LookupResult, ProgressClient
+from core.textnorm import to_halfwidth
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ ID_LAST4_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 FULL_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 DIGIT = re.compile(r"[0-9]")
 
-REPLIES_FILE = pathlib.Path(__file__).with_name("progress_replies.yml")
+REPLIES = "progress_replies"  # knowledge/progress_replies.yml
 
 # status code -> reply; each reply says what happens next for that status
 STATUS_REPLIES = {
@@ -47,25 +47,21 @@ STATUS_REPLIES = {
     "rejected": "rejected",
     "withdrawn": "withdrawn",
 }
-NOTE_FALLBACKS = {
-    "need_more": "具体要补充哪些材料，请查看短信、APP消息或小程序通知",
-    "rejected": "请查看短信、APP消息或小程序通知，或拨打 12393 咨询",
-}
-
-
-@functools.lru_cache(maxsize=1)
-def replies() -> Dict[str, str]:
-    return yaml.safe_load(REPLIES_FILE.read_text(encoding="utf-8"))
+# status code -> the text said when the agency's record has no note
+NOTE_FALLBACKS = {"need_more": "note_need_more", "rejected": "note_rejected"}
 
 
 def reply_text(reply: str, **variables: Any) -> str:
-    text = replies()[reply].format_map({key: "" if value is None else value
-                                       for key, value in variables.items()})
-    return text.strip()
+    return texts(REPLIES).render(reply, **variables)
 
 
-def say(dispatcher: CollectingDispatcher, reply: str, **variables: Any) -> None:
-    dispatcher.utter_message(text=reply_text(reply, **variables))
+def say(dispatcher: CollectingDispatcher, tracker: Tracker, reply: str, **variables: Any) -> None:
+    try:
+        text = reply_text(reply, **variables)
+    except Exception:  # noqa: BLE001 - a broken texts file must not break the conversation
+        logger.exception("progress reply %s could not be rendered", reply)
+        text = last_resort("progress_unavailable")
+    send(dispatcher, tracker, text)
 
 
 def _latest_text(tracker: Tracker) -> str:
@@ -113,20 +109,22 @@ def _history_line(history: List[Dict[str, Any]]) -> str:
             when = ""
         label = entry.get("status_label") or STATUS_LABELS.get(entry.get("status"), "")
         steps.append(f"{when} {label}".strip())
-    return "办理记录：" + " → ".join(steps) if steps else ""
+    return reply_text("history", steps=" → ".join(steps)) if steps else ""
 
 
 def status_reply(application: Dict[str, Any]) -> Dict[str, Any]:
     """The response name and its variables for one found application."""
     status = application.get("status")
-    note = (application.get("note") or "").strip().rstrip("。.；;") or NOTE_FALLBACKS.get(status, "")
+    note = (application.get("note") or "").strip().rstrip("。.；;")
+    if not note and status in NOTE_FALLBACKS:
+        note = reply_text(NOTE_FALLBACKS[status])
     reply = STATUS_REPLIES.get(status, "other")
     if status == "approved" and not (application.get("valid_from") and application.get("valid_until")):
         reply = "approved_no_dates"
     return {
         "reply": reply,
         "name": application.get("applicant_name_masked") or "",
-        "disease": application.get("disease") or "门诊慢特病",
+        "disease": application.get("disease") or reply_text("default_disease"),
         "status_label": application.get("status_label") or STATUS_LABELS.get(status, status or ""),
         "updated": _moment(application.get("status_updated_at")),
         "note": note,
@@ -187,7 +185,7 @@ class ValidateProgressForm(FormValidationAction):
         if attempts >= self.max_attempts:
             # stop asking: action_check_progress explains and offers the hotline
             return {slot: None, "lookup_attempts": attempts, "requested_slot": None}
-        say(dispatcher, reply)
+        say(dispatcher, tracker, reply)
         return {slot: None, "lookup_attempts": attempts}
 
     async def validate_application_no(self, value: Any, dispatcher: CollectingDispatcher,
@@ -208,7 +206,9 @@ class ValidateProgressForm(FormValidationAction):
 
 class ActionCheckProgress(Action):
     def __init__(self, client: Optional[ProgressClient] = None, max_attempts: Optional[int] = None):
-        self.client = client or ProgressClient()
+        self.client = client or ProgressClient(
+            config.PROGRESS_SERVICE_URL, config.PROGRESS_API_KEY, config.PROGRESS_TIMEOUT_SECONDS,
+            config.PROGRESS_LOOKUP_THREADS)
         self.max_attempts = max_attempts or config.PROGRESS_MAX_ATTEMPTS
 
     def name(self) -> Text:
@@ -220,7 +220,7 @@ class ActionCheckProgress(Action):
             return await self._run(dispatcher, tracker)
         except Exception as error:  # an error here would make Rasa log the tracker
             logger.error("progress lookup failed: %s", type(error).__name__)
-            say(dispatcher, "unavailable")
+            say(dispatcher, tracker, "unavailable")
             return [SlotSet("application_no", None), SlotSet("id_last4", None)]
 
     async def _run(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
@@ -232,27 +232,27 @@ class ActionCheckProgress(Action):
 
         if not number or not suffix:
             if attempts >= self.max_attempts:
-                say(dispatcher, "too_many_attempts", attempts=attempts)
+                say(dispatcher, tracker, "too_many_attempts", attempts=attempts)
                 return events + [SlotSet("lookup_attempts", 0)]
             return events
 
         result: LookupResult = await self.client.lookup_async(number, suffix, tracker.sender_id)
         if result.outcome == "found":
             variables = status_reply(result.application or {})
-            say(dispatcher, variables.pop("reply"), **variables)
+            say(dispatcher, tracker, variables.pop("reply"), **variables)
             return events + [SlotSet("lookup_attempts", 0)]
         if result.outcome == "locked":
-            say(dispatcher, "locked", **retry_time(result.retry_after))
+            say(dispatcher, tracker, "locked", **retry_time(result.retry_after))
             return events + [SlotSet("lookup_attempts", 0)]
         if result.outcome in ("no_match", "not_found", "invalid"):
             attempts += 1
             if attempts >= self.max_attempts:
-                say(dispatcher, "too_many_attempts", attempts=attempts)
+                say(dispatcher, tracker, "too_many_attempts", attempts=attempts)
                 return events + [SlotSet("lookup_attempts", 0)]
-            say(dispatcher, "no_match")
+            say(dispatcher, tracker, "no_match")
             # ask again, from the number on
             return events + [SlotSet("lookup_attempts", attempts), FollowupAction(FORM)]
-        say(dispatcher, "unavailable")
+        say(dispatcher, tracker, "unavailable")
         return events
 
 
@@ -262,7 +262,7 @@ class ActionAskApplicationNo(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        say(dispatcher, "ask_application_no_again" if _attempts(tracker) else "ask_application_no")
+        say(dispatcher, tracker, "ask_application_no_again" if _attempts(tracker) else "ask_application_no")
         return []
 
 
@@ -273,7 +273,7 @@ class ActionAskIdLast4(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
         again = tracker.get_slot("requested_slot") == "id_last4" and _attempts(tracker)
-        say(dispatcher, "ask_id_last4_again" if again else "ask_id_last4")
+        say(dispatcher, tracker, "ask_id_last4_again" if again else "ask_id_last4")
         return []
 
 
@@ -285,6 +285,6 @@ class ActionProgressStopped(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        say(dispatcher, "stopped")
+        say(dispatcher, tracker, "stopped")
         return [SlotSet("application_no", None), SlotSet("id_last4", None),
                 SlotSet("lookup_attempts", 0)]

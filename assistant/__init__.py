@@ -1,1 +1,3 @@
-"""Shared code of the 南充门诊慢特病 assistant that is not an action: NLU components and tooling."""
+"""What the assistant says and knows, without Rasa: contacts, knowledge, the guide, channel
+profiles and cached access to knowledge/ (content.py). assistant/nlu holds the custom
+Rasa NLU components (the only part that imports Rasa)."""

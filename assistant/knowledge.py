@@ -1,36 +1,27 @@
-"""The editable knowledge base (knowledge/*.yml): loading, rendering answers, validation.
+"""The editable knowledge base (knowledge/*.yml): the model and its answers.
 
-Importable without Rasa (only PyYAML and assistant.textnorm), so the action server, the
-web console and the tests share one reading of the files.
-
-    python -m assistant.knowledge --validate     # schema + cross-references, exit 1 on errors
-
-The action server calls `get_knowledge()`: the files are read on first use (not at
-import), cached, and re-read when one of them changes on disk, so an operator's edit
-shows up at the next message without a restart. A broken edit keeps the last good
-version in service (and is reported by the validator and in the log).
+Importable without Rasa (only PyYAML and core/), so the action server, the web console
+and the tests share one reading of the files. Checks are in assistant/knowledge_checks.py,
+cached access (re-read on change) in assistant/content.py.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import pathlib
 import re
 import string
-import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-from assistant.textnorm import normalize_text
+from assistant.contacts import contact_fields
+from core import defaults
+from core.textnorm import normalize_text
 
 logger = logging.getLogger(__name__)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-KNOWLEDGE_DIR = ROOT / "knowledge"
-DOMAIN_DIR = ROOT / "domain"
+KNOWLEDGE_DIR = defaults.KNOWLEDGE_DIR
 
 # The files this module owns. Other files in knowledge/ (wechat_menu.yml,
 # guide_steps.yml) belong to other parts of the assistant and are not read here.
@@ -53,8 +44,6 @@ BASE_FIELDS = {"hotline", "hotline_name", "hotline_description", "window",
                "channel_lines", "material_items", "disease_list",
                "verified_disease_list", "unverified_disease_list"}
 
-# Used only when knowledge/contacts.yml itself cannot be read (see contact_context()).
-DEFAULT_HOTLINE = {"hotline": "12393", "hotline_name": "医保服务热线", "window": "医保经办大厅"}
 VARIANT_FIELDS = {
     "verified_line": {"name"},
     "unverified_line": {"name"},
@@ -217,7 +206,7 @@ class KnowledgeBase:
         apply_channels = [channel for channel in self.channels if channel.get("apply")]
         items = [str(item) for item in (self.topics.get("materials") or {}).get("items") or []]
         return {
-            **_contact_fields(self.contacts),
+            **contact_fields(self.contacts),
             # bullets, not numbers: on WeChat the numbered lines are the buttons under the
             # answer, and "2" must not look like the second channel
             "channel_lines": "\n".join(
@@ -360,89 +349,6 @@ class KnowledgeBase:
         return list(dict.fromkeys(name for _, name in sorted(found)))
 
 
-def _contact_fields(contacts: Dict[str, Any]) -> Dict[str, str]:
-    hotline = contacts.get("hotline") or {}
-    window = contacts.get("window") or {}
-    return {
-        "hotline": str(hotline.get("number") or DEFAULT_HOTLINE["hotline"]),
-        "hotline_name": str(hotline.get("name") or DEFAULT_HOTLINE["hotline_name"]),
-        "hotline_description": str(hotline.get("description", "")),
-        "window": str(window.get("name") or DEFAULT_HOTLINE["window"]),
-    }
-
-
-def contact_context(directory: pathlib.Path = KNOWLEDGE_DIR) -> Dict[str, str]:
-    """{hotline}, {hotline_name}, {hotline_description}, {window} from knowledge/contacts.yml,
-    for the few texts said when the rest of the knowledge base is unusable. Never raises:
-    the cached knowledge base first, then contacts.yml alone, then DEFAULT_HOTLINE."""
-    try:
-        return _contact_fields(get_knowledge(directory).contacts)
-    except Exception:  # noqa: BLE001 - this is the last-resort path
-        pass
-    try:
-        with (pathlib.Path(directory) / "contacts.yml").open(encoding="utf-8") as handle:
-            document = yaml.safe_load(handle) or {}
-        if isinstance(document, dict):
-            return _contact_fields(document)
-    except Exception:  # noqa: BLE001
-        logger.exception("knowledge/contacts.yml could not be read; using the default hotline")
-    return _contact_fields({})
-
-
-def with_contacts(template: str, directory: pathlib.Path = KNOWLEDGE_DIR) -> str:
-    """A text with {hotline}/{hotline_name}/{window} filled from knowledge/contacts.yml."""
-    return template.format_map(contact_context(directory))
-
-
-# --- cached access for the action server ---------------------------------------------
-class _Cache:
-    def __init__(self, directory: pathlib.Path):
-        self.directory = directory
-        self.lock = threading.Lock()
-        self.stamp: Optional[tuple] = None
-        self.knowledge: Optional[KnowledgeBase] = None
-
-    def _stamp(self) -> tuple:
-        stamp = []
-        for name in FILES:
-            try:
-                stat = (self.directory / name).stat()
-                stamp.append((name, stat.st_mtime_ns, stat.st_size))
-            except OSError:
-                stamp.append((name, None, None))
-        return tuple(stamp)
-
-    def get(self) -> KnowledgeBase:
-        stamp = self._stamp()
-        with self.lock:
-            if self.knowledge is not None and stamp == self.stamp:
-                return self.knowledge
-            try:
-                candidate = KnowledgeBase.load(self.directory)
-                errors = [e for e in validate(candidate, domain_dir=None) if e.startswith("ERROR")]
-                if errors and self.knowledge is not None:
-                    raise KnowledgeError("; ".join(errors[:3]))
-                self.knowledge, self.stamp = candidate, stamp
-            except KnowledgeError as error:
-                if self.knowledge is None:
-                    raise
-                logger.error("knowledge/ edit not applied, keeping the previous version: %s", error)
-                self.stamp = stamp  # don't retry on every message; the next edit retries
-            return self.knowledge
-
-
-_caches: Dict[pathlib.Path, _Cache] = {}
-
-
-def get_knowledge(directory: pathlib.Path = KNOWLEDGE_DIR) -> KnowledgeBase:
-    """The knowledge base, loaded on first use and reloaded when a file changes."""
-    directory = pathlib.Path(directory).resolve()
-    cache = _caches.get(directory)
-    if cache is None:
-        cache = _caches.setdefault(directory, _Cache(directory))
-    return cache.get()
-
-
 def pack(lines: Sequence[str], limit: int = MAX_CHARS) -> List[str]:
     """Join lines into as few messages as possible, each within `limit` characters."""
     messages: List[str] = []
@@ -459,222 +365,3 @@ def pack(lines: Sequence[str], limit: int = MAX_CHARS) -> List[str]:
     return messages
 
 
-# --- validation -----------------------------------------------------------------------
-def _domain_intents(domain_dir: pathlib.Path) -> set:
-    intents = set()
-    for path in sorted(domain_dir.rglob("*.yml")):
-        with path.open(encoding="utf-8") as handle:
-            document = yaml.safe_load(handle) or {}
-        for entry in document.get("intents") or []:
-            intents.add(next(iter(entry)) if isinstance(entry, dict) else str(entry))
-    return intents
-
-
-def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR) -> List[str]:
-    """Schema and cross-reference checks. Returns 'ERROR: …' / 'WARNING: …' lines."""
-    problems: List[str] = []
-
-    def error(message: str) -> None:
-        problems.append(f"ERROR: {message}")
-
-    def check_provenance(where: str, entry: Any) -> None:
-        if not isinstance(entry, dict):
-            error(f"{where}: must be a mapping")
-            return
-        if entry.get("source") not in kb.sources:
-            error(f"{where}: source {entry.get('source')!r} is not an id in sources.yml")
-        if not isinstance(entry.get("verified"), bool):
-            error(f"{where}: verified must be true or false")
-
-    # sources
-    if not kb.sources:
-        error("sources.yml: no sources")
-    for source_id, source in kb.sources.items():
-        if not isinstance(source, dict) or not source.get("title"):
-            error(f"sources.yml: {source_id} needs a title")
-
-    # contacts
-    for key in ("hotline", "window"):
-        check_provenance(f"contacts.yml: {key}", kb.contacts.get(key))
-    if not str((kb.contacts.get("hotline") or {}).get("number", "")).strip():
-        error("contacts.yml: hotline.number is empty")
-
-    # channels
-    if not any(channel.get("apply") for channel in kb.channels if isinstance(channel, dict)):
-        error("channels.yml: no channel with apply: true")
-    for index, channel in enumerate(kb.channels):
-        check_provenance(f"channels.yml: channel {index + 1}", channel)
-        if isinstance(channel, dict):
-            for key in ("id", "name", *kb.comparison_rows):
-                if key not in channel:
-                    error(f"channels.yml: channel {channel.get('id', index + 1)} lacks {key}")
-
-    # diseases: every name and alias maps to exactly one disease
-    raw = (kb.documents.get("diseases.yml") or {}).get("diseases")
-    if not isinstance(raw, list) or not raw:
-        error("diseases.yml: `diseases` must be a non-empty list")
-        raw = []
-    owners: Dict[str, List[str]] = {}
-    for index, entry in enumerate(raw):
-        where = f"diseases.yml: {entry.get('name') if isinstance(entry, dict) else index + 1}"
-        check_provenance(where, entry)
-        if not isinstance(entry, dict):
-            continue
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip():
-            error(f"{where}: name missing")
-            continue
-        aliases = entry.get("aliases")
-        if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
-            error(f"{where}: aliases must be a list of names ([] if none)")
-            aliases = []
-        if not isinstance(entry.get("category"), str):
-            error(f"{where}: category missing")
-        if "criteria" not in entry or not (entry["criteria"] is None or isinstance(entry["criteria"], str)):
-            error(f"{where}: criteria must be text or null (null = not known)")
-        extras = entry.get("extra_materials")
-        if not isinstance(extras, list) or not all(isinstance(item, str) for item in extras):
-            error(f"{where}: extra_materials must be a list ([] = not known)")
-        for alias in [name, *aliases]:
-            if normalize_text(alias) != alias:
-                error(f"{where}: {alias!r} must be written in simplified, half-width form "
-                      f"({normalize_text(alias)!r})")
-            owners.setdefault(normalize_text(alias), []).append(name)
-    for alias, names in owners.items():
-        if len(names) > 1:
-            error(f"diseases.yml: {alias!r} belongs to more than one entry: {', '.join(names)}")
-
-    # intents -> topics, and every topic reachable from an intent
-    if not kb.intents:
-        error("intents.yml: no intents")
-    reached = set()
-    for intent, entry in kb.intents.items():
-        if not isinstance(entry, dict) or "topic" not in entry:
-            error(f"intents.yml: {intent} needs `topic` (a topic id or null) and `title`")
-            continue
-        topic = entry.get("topic")
-        if topic is not None and topic not in kb.topics:
-            error(f"intents.yml: {intent} -> topic {topic!r} does not exist in topics.yml")
-        reached.add(topic)
-        title = entry.get("title")
-        if not isinstance(title, str) or not title or len(title) > MAX_TITLE_CHARS:
-            error(f"intents.yml: {intent} needs a title of at most {MAX_TITLE_CHARS} characters")
-    for topic_id in kb.topics:
-        if topic_id not in reached:
-            error(f"topics.yml: topic {topic_id} is not answered for any intent in intents.yml")
-
-    # topics
-    for topic_id, topic in kb.topics.items():
-        where = f"topics.yml: {topic_id}"
-        check_provenance(where, topic)
-        if not isinstance(topic, dict):
-            continue
-        if not isinstance(topic.get("answer"), str) or not topic["answer"].strip():
-            error(f"{where}: answer missing")
-            continue
-        unknown = placeholders(topic["answer"]) - BASE_FIELDS
-        if unknown:
-            error(f"{where}: unknown placeholder(s) {sorted(unknown)}")
-        variants = topic.get("variants") or {}
-        for key in DISEASE_TOPICS.get(topic_id, ()):
-            if not isinstance(variants.get(key), str):
-                error(f"{where}: variants.{key} missing")
-        for key, template in variants.items():
-            unknown = placeholders(str(template)) - BASE_FIELDS - VARIANT_FIELDS.get(key, set())
-            if unknown:
-                error(f"{where}: variants.{key} has unknown placeholder(s) {sorted(unknown)}")
-        next_intents = topic.get("next") or []
-        if len(next_intents) > MAX_NEXT:
-            error(f"{where}: at most {MAX_NEXT} follow-up questions in next")
-        for intent in next_intents:
-            if intent not in kb.intents:
-                error(f"{where}: next {intent!r} is not in intents.yml")
-    if "materials" in kb.topics and not (kb.topics["materials"].get("items")):
-        error("topics.yml: materials.items (the general list) is empty")
-    for key in FALLBACK_KEYS:
-        if not isinstance(kb.fallback.get(key), str):
-            error(f"topics.yml: fallback.{key} missing")
-        else:
-            unknown = placeholders(kb.fallback[key]) - BASE_FIELDS - FALLBACK_FIELDS.get(key, set())
-            if unknown:
-                error(f"topics.yml: fallback.{key} has unknown placeholder(s) {sorted(unknown)}")
-    check_provenance("topics.yml: fallback", kb.fallback)
-    if not isinstance(kb.caveat_template, str) or "{hotline}" not in kb.caveat_template:
-        error("topics.yml: caveat must mention {hotline}")
-
-    if any(problem.startswith("ERROR") for problem in problems):
-        return problems  # rendering would only repeat the same problems
-
-    # every answer renders, within the length limit, for the cases the bot meets
-    samples: List[Tuple[str, Answer]] = []
-    verified = [d.name for d in kb.diseases if d.verified][:1]
-    unverified = [d.name for d in kb.diseases if not d.verified][:1]
-    try:
-        for topic_id in kb.topics:
-            samples.append((topic_id, kb.answer_topic(topic_id)))
-        for topic_id in DISEASE_TOPICS:
-            if topic_id in kb.topics:
-                for names, unknown in ((verified, []), (unverified, []), (verified + unverified, []),
-                                       ([], ["白癜风"]), (verified, ["白癜风"])):
-                    samples.append((f"{topic_id} {names + unknown}", kb.answer_topic(topic_id, names, unknown)))
-        first_two = [intent for intent, entry in kb.intents.items() if entry.get("title")][:2]
-        samples.append(("fallback", kb.fallback_question(first_two)))
-        samples.append(("handoff", kb.handoff()))
-    except (KeyError, ValueError, IndexError, KnowledgeError) as exc:
-        error(f"rendering failed: {exc!r}")
-        return problems
-    for label, answer in samples:
-        for message in answer.messages:
-            if visible_length(message) > MAX_CHARS:
-                error(f"{label}: a message has {visible_length(message)} characters (max {MAX_CHARS})")
-
-    # domain cross-check: every answered intent must exist, or nobody can reach its topic
-    if domain_dir is not None and pathlib.Path(domain_dir).exists():
-        declared = _domain_intents(pathlib.Path(domain_dir))
-        for intent, entry in kb.intents.items():
-            if intent not in declared:
-                level = "WARNING" if entry.get("topic") is None else "ERROR"
-                problems.append(f"{level}: intents.yml: {intent} is not declared in {domain_dir}")
-    return problems
-
-
-def validate_other_files(directory: pathlib.Path, kb: "KnowledgeBase") -> List[str]:
-    """The knowledge files other modules own: the guide's steps and the WeChat menu."""
-    from assistant import guide  # imported here: guide imports nothing from this module's users
-    from wechat_channel.menu import MenuError, load_menu
-
-    problems = guide.validate_file(directory / "guide_steps.yml", sources=list(kb.sources))
-    try:
-        load_menu(directory / "wechat_menu.yml")
-    except MenuError as error:
-        problems.append(f"ERROR: wechat_menu.yml: {error}")
-    return problems
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Check knowledge/*.yml")
-    parser.add_argument("--validate", action="store_true", help="validate (the default action)")
-    parser.add_argument("--knowledge", default=str(KNOWLEDGE_DIR))
-    parser.add_argument("--domain", default=str(DOMAIN_DIR))
-    args = parser.parse_args(argv)
-    try:
-        kb = KnowledgeBase.load(pathlib.Path(args.knowledge))
-    except KnowledgeError as exc:
-        print(f"ERROR: {exc}")
-        return 1
-    problems = validate(kb, pathlib.Path(args.domain))
-    problems += validate_other_files(pathlib.Path(args.knowledge), kb)
-    for problem in problems:
-        print(problem)
-    errors = [problem for problem in problems if problem.startswith("ERROR")]
-    aliases = sum(len(d.aliases) for d in kb.diseases)
-    print(
-        f"knowledge: {len(kb.topics)} topics, {len(kb.intents)} intents, {len(kb.diseases)} diseases "
-        f"({aliases} aliases), {len(kb.channels)} channels, {len(kb.sources)} sources — "
-        + ("FAILED" if errors else "OK")
-    )
-    return 1 if errors else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

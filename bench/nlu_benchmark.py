@@ -27,6 +27,9 @@ from typing import Dict, List, Tuple
 
 import yaml
 
+from core.textnorm import normalize_text
+from tools import build_nlu
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONPATH", str(ROOT))
@@ -120,8 +123,6 @@ def tfidf_baseline(train: List[Tuple[str, str]], texts: List[str]) -> List[str]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from assistant.textnorm import normalize_text
-
     model = make_pipeline(
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
                         preprocessor=normalize_text),
@@ -184,8 +185,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     started = time.time()
-
-    from assistant import build_nlu
 
     build_nlu.main([])
     train = read_examples(sorted((ROOT / "data" / "nlu").rglob("*.yml")))

@@ -24,13 +24,14 @@ import yaml
 from sanic import Sanic
 from sanic.response import json as json_response
 
-from progress_service.agent_tokens import verify_agent_token
-from progress_service.db import make_engine
-from progress_service.formats import (
-    SANE_APPLICATION_NO, normalize_application_no, normalize_id_last4,
+from core.agent_tokens import verify_agent_token
+from core.formats import (
+    SANE_APPLICATION_NO, normalize_application_no, normalize_id_last4, now_china,
 )
+from core.privacy import mask_application_no
+from progress_service import settings as config
+from progress_service.db import make_engine
 from progress_service.importer import check_fields
-from progress_service.privacy import mask_application_no
 from progress_service.store import ProgressStore
 
 logger = logging.getLogger("progress_service")
@@ -51,17 +52,15 @@ class ServiceSettings:
 
     @classmethod
     def from_config(cls) -> "ServiceSettings":
-        from actions import config
-
         return cls(
-            database_url=config.PROGRESS_DATABASE_URL,
-            api_key=config.PROGRESS_API_KEY,
-            agency_key=config.PROGRESS_AGENCY_KEY,
-            id_hash_key=config.PROGRESS_ID_HASH_KEY,
-            agent_secret=config.PROGRESS_AGENT_SECRET,
-            max_failures=config.PROGRESS_LOCKOUT_MAX_FAILURES,
-            window_seconds=config.PROGRESS_LOCKOUT_WINDOW_SECONDS,
-            number_pattern=config.PROGRESS_APPLICATION_NO_PATTERN,
+            database_url=config.DATABASE_URL,
+            api_key=config.API_KEY,
+            agency_key=config.AGENCY_KEY,
+            id_hash_key=config.ID_HASH_KEY,
+            agent_secret=config.AGENT_SECRET,
+            max_failures=config.LOCKOUT_MAX_FAILURES,
+            window_seconds=config.LOCKOUT_WINDOW_SECONDS,
+            number_pattern=config.APPLICATION_NO_PATTERN,
         )
 
     def missing(self):
@@ -168,8 +167,6 @@ def create_app(settings: ServiceSettings, name: str = "progress_service",
         body = {key: value for key, value in body.items() if value is not None}
         body["application_no"] = application_no
         if "status_updated_at" not in body:
-            from progress_service.formats import now_china
-
             body["status_updated_at"] = now_china().isoformat(sep=" ")
         record, errors, _warnings = check_fields(body, require_identity=False)
         if errors:
@@ -185,8 +182,6 @@ def create_app(settings: ServiceSettings, name: str = "progress_service",
 
 
 def main() -> int:
-    from actions import config
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = ServiceSettings.from_config()
     missing = settings.missing()
@@ -195,7 +190,7 @@ def main() -> int:
               + " (make run generates development values in .state/secrets.env)", file=sys.stderr)
         return 2
     app = create_app(settings, configure_logging=False)
-    app.run(host=config.PROGRESS_HOST, port=config.PROGRESS_PORT, access_log=False,
+    app.run(host=config.HOST, port=config.PORT, access_log=False,
             workers=1, motd=False)
     return 0
 

@@ -14,12 +14,15 @@ import re
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from progress_service import db
-from progress_service.formats import (
+from core.devsecrets import ensure_dev_secrets
+from core.formats import (
     SANE_APPLICATION_NO, STATUS_LABELS, normalize_application_no, normalize_id_last4,
     normalize_status, parse_date, parse_datetime,
 )
-from progress_service.store import Record
+from progress_service import db
+from progress_service import settings as config
+from progress_service.db import make_engine
+from progress_service.store import ProgressStore, Record
 
 COLUMNS = [
     "application_no", "id_last4", "applicant_name", "disease", "channel", "submitted_at",
@@ -200,8 +203,6 @@ def import_file(path: str, store, number_pattern: Optional[str] = None) -> Dict[
 
 def is_default_dev_database(url: str) -> bool:
     """True only for a SQLite file inside the project's .state/ folder."""
-    from actions import config
-
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         return False
@@ -212,34 +213,29 @@ def is_default_dev_database(url: str) -> bool:
         resolved = pathlib.Path(path).resolve()
     except (OSError, ValueError):
         return False
-    state = (config.ROOT / ".state").resolve()
+    state = config.STATE_DIR.resolve()
     return resolved == state or state in resolved.parents
 
 
 def main(argv=None) -> int:
-    from actions import config
-    from progress_service.db import make_engine
-    from progress_service.devsecrets import ensure_dev_secrets
-    from progress_service.store import ProgressStore
-
     parser = argparse.ArgumentParser(description="Import the agency's progress CSV export.")
     parser.add_argument("file", help="CSV file (UTF-8 or GBK)")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.file):
         print(f"找不到文件：{args.file}", file=sys.stderr)
         return 2
-    key = config.PROGRESS_ID_HASH_KEY
+    key = config.ID_HASH_KEY
     if not key:
-        if not is_default_dev_database(config.PROGRESS_DATABASE_URL):
+        if not is_default_dev_database(config.DATABASE_URL):
             # A generated key would make every imported suffix unusable in production.
             print("缺少环境变量 PROGRESS_ID_HASH_KEY：PROGRESS_DATABASE_URL 不是默认的开发数据库"
                   "（.state/ 下的 SQLite），请设置与进度服务相同的 PROGRESS_ID_HASH_KEY 后再导入",
                   file=sys.stderr)
             return 2
-        key = ensure_dev_secrets(config.PROGRESS_DEV_SECRETS_FILE)["PROGRESS_ID_HASH_KEY"]
-    store = ProgressStore(make_engine(config.PROGRESS_DATABASE_URL), key)
+        key = ensure_dev_secrets(config.DEV_SECRETS_FILE)["PROGRESS_ID_HASH_KEY"]
+    store = ProgressStore(make_engine(config.DATABASE_URL), key)
     try:
-        result = import_file(args.file, store, config.PROGRESS_APPLICATION_NO_PATTERN)
+        result = import_file(args.file, store, config.APPLICATION_NO_PATTERN)
     except ImportRejected as rejected:
         print("文件未导入（没有写入任何数据），请改正后重新导入：", file=sys.stderr)
         for message in rejected.errors:

@@ -9,8 +9,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 import sqlalchemy as sa
 
 from progress_service import db
-from progress_service.formats import CHINA_TZ, STATUS_LABELS, now_china
-from progress_service.privacy import (
+from core.formats import CHINA_TZ, STATUS_LABELS, now_china
+from core.privacy import (
     id_suffix_hash, keyed_hash, mask_application_no, mask_name,
 )
 

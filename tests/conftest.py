@@ -17,7 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from assistant.stack import Stack, StackSettings, build_services  # noqa: E402
+from tools.stack import Stack, StackSettings, build_services  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

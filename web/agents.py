@@ -28,6 +28,8 @@ import threading
 import time
 from typing import List, Optional, Tuple
 
+from web.config import WebConfig
+
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 3
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
@@ -227,8 +229,6 @@ class AgentStore:
 
 
 def default_db_path() -> pathlib.Path:
-    from web.config import WebConfig
-
     return WebConfig.from_env().agent_db
 
 

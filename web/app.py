@@ -27,11 +27,11 @@ from sanic import Sanic, response
 from sanic.exceptions import MethodNotSupported
 from sanic.request import Request
 
+from core.progress_client import ProgressClient
 from web.agents import AgentStore, mask
-from actions.progress_client import ProgressClient
 from web.clients import RasaClient
 from web.config import STATIC_DIR, WebConfig
-from web.console import Console
+from web.console import Console, say
 
 logger = logging.getLogger("web")
 
@@ -121,7 +121,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         return await off_loop(store.touch_session, request.cookies.get(SESSION_COOKIE, ""))
 
     def unauthorized():
-        return response.json({"error": "未登录或登录已过期，请重新登录。"}, status=401)
+        return response.json({"error": say("login_required")}, status=401)
 
     def csrf_ok(request: Request, expected: str) -> bool:
         supplied = request.headers.get(CSRF_HEADER, "")
@@ -139,13 +139,17 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
     @app.get("/")
     async def demo_page(request: Request):
         page = (STATIC_DIR / "demo.html").read_text(encoding="utf-8")
-        # from configuration, never from the request's Host header
-        widget_src = f"{config.public_url}/widget/widget.js"
-        tag = (
-            f'<script src="{html.escape(widget_src)}" data-server="{html.escape(config.widget_server_url)}"'
-            f' data-title="{html.escape(config.widget_title)}" defer></script>'
-        )
-        page = page.replace("{{EMBED_SNIPPET}}", html.escape(tag)).replace("{{WIDGET_TAG}}", tag)
+        # The page loads the widget from its own origin (a relative URL), so it works at
+        # whichever name the visitor typed (localhost or 127.0.0.1) and CSP 'self' allows
+        # it. The snippet shown for other sites uses the configured public URL; neither
+        # ever comes from the request's Host header.
+        def widget_tag(src: str) -> str:
+            return (f'<script src="{html.escape(src)}" data-server="{html.escape(config.widget_server_url)}"'
+                    f' data-title="{html.escape(config.widget_title)}" defer></script>')
+
+        snippet = widget_tag(f"{config.public_url}/widget/widget.js")
+        page = page.replace("{{EMBED_SNIPPET}}", html.escape(snippet)).replace(
+            "{{WIDGET_TAG}}", widget_tag("/widget/widget.js"))
         resp = response.html(page)
         resp.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
@@ -172,18 +176,18 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
     @app.post("/agent/api/login")
     async def login(request: Request):
         if not csrf_ok(request, request.cookies.get(LOGIN_CSRF_COOKIE, "")):
-            return response.json({"error": "页面已过期，请刷新后再登录。"}, status=403)
+            return response.json({"error": say("page_expired")}, status=403)
         body = _json_body(request)
         username = str(body.get("username") or "").strip()[:64]
         password = str(body.get("password") or "")[:256]
         key = (username.lower(), request.remote_addr or request.ip or "")
         if throttle.blocked(key):
-            return response.json({"error": "失败次数过多，请 15 分钟后再试。"}, status=429)
+            return response.json({"error": say("too_many_failures")}, status=429)
         valid = await off_loop(store.check_password, username, password)
         if not valid:
             throttle.failed(key)
             logger.info("agent sign-in refused for %s", mask(username))
-            return response.json({"error": "用户名或密码不正确。"}, status=401)
+            return response.json({"error": say("bad_login")}, status=401)
         throttle.clear(key)
         token, csrf = await off_loop(store.open_session, username)
         logger.info("agent %s signed in", username)
@@ -206,7 +210,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         if not session:
             return unauthorized()
         if not csrf_ok(request, session[1]):
-            return response.json({"error": "请求校验失败，请刷新页面。"}, status=403)
+            return response.json({"error": say("bad_csrf")}, status=403)
         user = session[0]
         audit_rows = []
         query = str(_json_body(request).get("q") or "")
@@ -217,7 +221,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         except Exception:  # never a 500 for what an agent typed
             logger.exception("agent search failed")
             answer = {"kind": "unavailable", "query": query[:500],
-                      "message": "查询出错，请稍后再试；急需时按热线流程处理（12393）。"}
+                      "message": say("search_failed")}
         for kind, subject, outcome in audit_rows:
             await off_loop(store.audit, user, kind, subject, outcome)
         answer.pop("outcome", None)
@@ -230,7 +234,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         if not session:
             return unauthorized()
         if not csrf_ok(request, session[1]):
-            return response.json({"error": "请求校验失败，请刷新页面。"}, status=403)
+            return response.json({"error": say("bad_csrf")}, status=403)
         await off_loop(store.close_session, token)
         logger.info("agent %s signed out", session[0])
         resp = response.json({"ok": True})

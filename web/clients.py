@@ -1,5 +1,5 @@
 """The console's client for Rasa. (The progress service has one client for everybody:
-actions/progress_client.py.)
+core/progress_client.py.)
 
 Each call has a timeout (config.outbound_timeout, 2 s by default) and ends in a small
 `Result`: ok (with data), not_found, or unavailable (timeout, refused, bad answer).

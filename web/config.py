@@ -9,7 +9,8 @@ import os
 import pathlib
 from typing import Mapping
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from core import defaults
+
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
 
 
@@ -19,10 +20,10 @@ def _flag(value: str) -> bool:
 
 @dataclasses.dataclass
 class WebConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
+    host: str = defaults.HOST
+    port: int = defaults.WEB_PORT
     # Rasa as this server reaches it (NLU parse, REST fallback)
-    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_url: str = defaults.RASA_URL
     # this web app as the visitor's browser reaches it (the demo page's widget script URL);
     # empty: http://<host>:<port>. Set it in production (https://help.example.gov.cn)
     public_url: str = ""
@@ -30,21 +31,21 @@ class WebConfig:
     widget_server_url: str = ""
     # Rasa's HTTP API token (`rasa run --enable-api --auth-token`); empty: parse API unused
     rasa_auth_token: str = ""
-    progress_url: str = "http://127.0.0.1:8001"
+    progress_url: str = defaults.PROGRESS_SERVICE_URL
     # the progress service's read key (X-Api-Key) and the HMAC secret from which the
-    # console issues each signed-in agent's X-Agent-Token (see progress_service/agent_tokens.py)
+    # console issues each signed-in agent's X-Agent-Token (see core/agent_tokens.py)
     progress_api_key: str = ""
     progress_agent_secret: str = ""
     # what an application number looks like after normalisation (same variable as the bot)
-    application_no_pattern: str = r"^[A-Z]{2}\d{8,20}$"
+    application_no_pattern: str = defaults.APPLICATION_NO_PATTERN
     # agent accounts, sessions and the console's own audit trail
-    agent_db: pathlib.Path = ROOT / ".state" / "agents.db"
+    agent_db: pathlib.Path = defaults.AGENT_DB
     # a console session ends after this many seconds without a request
     session_idle_seconds: int = 900
     # set in production (HTTPS): the session cookie is then sent only over HTTPS
     cookie_secure: bool = False
     # every outbound call (Rasa, progress service) gives up after this many seconds
-    outbound_timeout: float = 2.0
+    outbound_timeout: float = defaults.PROGRESS_TIMEOUT_SECONDS
     # title shown on the widget of the demo page
     widget_title: str = "门诊慢特病在线咨询"
 

@@ -14,21 +14,22 @@ import logging
 import re
 from typing import Any, Dict, Optional
 
+from assistant.content import texts
+from core.agent_tokens import issue_agent_token
+from core.formats import normalize_application_no
+from core.progress_client import ProgressClient  # the one client for the progress service
 from web import knowledge_view
 from web.agents import mask
-from actions.progress_client import ProgressClient  # the one client for the progress service
 from web.clients import RasaClient, describe
 
 logger = logging.getLogger("web.console")
 
 MAX_QUERY_CHARS = 500
-UNAVAILABLE = "服务暂时无响应，请稍后再试；急需时按热线流程处理（12393）。"
 
 
-def normalize_application_no(text: str) -> str:
-    from progress_service.formats import normalize_application_no as normalize
-
-    return normalize(text)
+def say(name: str) -> str:
+    """A console message from knowledge/channel_texts.yml (console_<name>)."""
+    return texts("channel_texts").render(f"console_{name}")
 
 
 class Console:
@@ -48,7 +49,7 @@ class Console:
         """`audit(kind, subject, outcome)` records the lookup in the console's trail."""
         query = (query or "").strip()[:MAX_QUERY_CHARS]
         if not query:
-            return {"kind": "empty", "query": query, "message": "请输入问题或申请编号。"}
+            return {"kind": "empty", "query": query, "message": say("empty_query")}
         number = self.looks_like_application_no(query)
         if number:
             answer = await self.application(agent, number)
@@ -60,19 +61,17 @@ class Console:
         return answer
 
     async def application(self, agent: str, number: str) -> Dict[str, Any]:
-        from progress_service.agent_tokens import issue_agent_token
-
         if not self.agent_secret:
             return {"kind": "unavailable", "outcome": "no_agent_secret",
-                    "message": "进度服务未配置坐席密钥（PROGRESS_AGENT_SECRET）。" + UNAVAILABLE}
+                    "message": say("no_agent_secret") + say("unavailable")}
         token = issue_agent_token(agent, self.agent_secret, ttl_seconds=self.token_ttl_seconds)
         result = await self.progress.agent_lookup_async(number, token)
         logger.info("agent %s application lookup %s: %s", agent, mask(number), result.outcome)
         if result.outcome == "not_found":
             return {"kind": "application", "found": False, "number": number, "outcome": "not_found",
-                    "message": "进度系统里没有这个申请编号。请核对编号，或确认申请是否已提交。"}
+                    "message": say("not_found")}
         if result.outcome != "found":
-            return {"kind": "unavailable", "outcome": "unavailable", "message": "进度查询" + UNAVAILABLE}
+            return {"kind": "unavailable", "outcome": "unavailable", "message": say("lookup_prefix") + say("unavailable")}
         application = {key: value for key, value in result.application.items() if key != "mode"}
         return {"kind": "application", "found": True, "number": number, "outcome": "found",
                 "application": application}
@@ -94,7 +93,7 @@ class Console:
             texts = [m.get("text") for m in reply.data if isinstance(m, dict) and m.get("text")]
             if texts:
                 return {"kind": "answer", "outcome": "bot_reply", "intent": intent,
-                        "confidence": confidence, "title": "机器人回复",
-                        "text": "\n".join(texts), "source": "机器人对话回复（未对应到知识条目）",
+                        "confidence": confidence, "title": say("bot_reply_title"),
+                        "text": "\n".join(texts), "source": say("bot_reply_source"),
                         "verified": False}
-        return {"kind": "unavailable", "outcome": "unavailable", "message": "问答" + UNAVAILABLE}
+        return {"kind": "unavailable", "outcome": "unavailable", "message": say("question_prefix") + say("unavailable")}

@@ -7,6 +7,9 @@ entries: the console shows the verified flag next to the text instead.
 import logging
 from typing import Any, Dict, List, Optional
 
+from assistant.content import get_knowledge
+from assistant.knowledge import KnowledgeError
+
 logger = logging.getLogger("web.knowledge_view")
 
 
@@ -15,8 +18,6 @@ def entry_for(intent: Optional[str], entities: List[Dict[str, Any]], text: str =
     if not intent:
         return None
     try:
-        from assistant.knowledge import KnowledgeError, get_knowledge
-
         kb = get_knowledge()
     except Exception:  # missing or broken knowledge files: show the bot's reply instead
         logger.exception("knowledge base unavailable")

@@ -10,5 +10,6 @@ Protocol modules (no Rasa, no sanic inside; testable on their own):
     delivery     retry dedupe, per-user button memory, pending replies
     endpoint     one request in, one response out: the whole protocol
 
-Transport: rasa_channel.WeChatInput is a thin Rasa InputChannel over endpoint.WeChatEndpoint.
+Transport: channels/wechat.py (WeChatInput) is the thin Rasa InputChannel over
+endpoint.WeChatEndpoint; it passes in the texts and the menu from knowledge/.
 """

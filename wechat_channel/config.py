@@ -1,6 +1,6 @@
 """Every setting of the WeChat channel, its environment variable and its default, in one place.
 
-`make run` writes them into credentials.yml as `${WECHAT_...}` references (assistant/stack.py);
+`make run` writes them into credentials.yml as `${WECHAT_...}` references (tools/stack.py);
 `WeChatSettings.from_mapping` reads the credentials section, `from_env` the environment.
 """
 import dataclasses

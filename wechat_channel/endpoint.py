@@ -12,14 +12,14 @@ import time
 import unicodedata
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set
 
-from progress_service.privacy import mask_id_card_numbers
+from core.privacy import mask_id_card_numbers
 
 from . import signature
 from .api_client import WeChatApiClient, mask_openid
 from .config import WeChatSettings
 from .crypto import AppIdMismatch, CryptoError, MessageCrypto
 from .delivery import ButtonMemory, InFlight, PendingReplies
-from .menu import Menu, load_menu
+from .menu import Menu
 from .messages import (
     MESSAGE_SEPARATOR, IncomingMessage, MalformedMessage, parse_message, parse_xml,
     render_bot_messages, render_button_line, render_encrypted_envelope, render_text_reply,
@@ -30,16 +30,9 @@ logger = logging.getLogger(__name__)
 
 Bot = Callable[[str, str, Dict[str, Any]], Awaitable[List[Dict[str, Any]]]]
 
-# Fixed replies (Chinese, short; the bot's own answers come from the domain).
-REPLIES = {
-    "voice": "暂时听不懂语音，请发文字提问，比如“要带哪些材料”。",
-    "media": "我只能看懂文字。请直接打字提问，比如“要带哪些材料”“在手机上怎么办”。",
-    "empty": "没有收到文字，请直接打字提问，比如“要带哪些材料”。",
-    "fallback": "系统有点忙，暂时答不上来。请稍后再发一次，或拨打医保服务热线 12393 咨询。",
-    "late_label": "【您上一个问题的回复】",
-    "continued_label": "（接上条）",
-    "more_hint": "（未完，回复“继续”看下一段）",
-}
+# The channel's own fixed texts, passed in by whoever builds the endpoint (the Rasa adapter
+# reads them from knowledge/channel_texts.yml as wechat_<key>): one text per key.
+REPLY_KEYS = ("voice", "media", "empty", "fallback", "late_label", "continued_label", "more_hint")
 CONTINUE_WORDS = {"继续", "下一段", "接着说", "更多"}
 MEDIA_TYPES = {"image", "video", "shortvideo", "location", "link", "file", "music"}
 
@@ -62,13 +55,18 @@ def _bad_request(reason: str) -> Response:
 
 
 class WeChatEndpoint:
-    def __init__(self, settings: WeChatSettings, bot: Bot, menu: Optional[Menu] = None,
+    def __init__(self, settings: WeChatSettings, bot: Bot, replies: Mapping[str, str],
+                 menu: Menu,
                  api: Optional[WeChatApiClient] = None,
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.bot = bot
-        self.menu = menu or load_menu(settings.menu_path)
+        missing = [key for key in REPLY_KEYS if not replies.get(key)]
+        if missing:
+            raise ValueError(f"WeChat replies missing: {', '.join(missing)}")
+        self.replies = dict(replies)
+        self.menu = menu
         self.clock = clock
         self.crypto = (
             MessageCrypto(settings.aes_key, settings.appid or "")
@@ -174,7 +172,7 @@ class WeChatEndpoint:
         if kind == "text":
             text = unicodedata.normalize("NFKC", message.content).strip()
             if not text:
-                return REPLIES["empty"]
+                return self.replies["empty"]
             if text in CONTINUE_WORDS and any(h.continued for h in self.pending.peek(user)):
                 return ""  # the held continuation is the whole reply
             payload = self.buttons.resolve(user, message.content, message.menu_id)
@@ -189,12 +187,12 @@ class WeChatEndpoint:
             if message.recognition:
                 return await self._bot_turn(user, mask_id_card_numbers(message.recognition),
                                             {"msg_type": kind, "button": False})
-            return REPLIES["voice"]
+            return self.replies["voice"]
         if kind in MEDIA_TYPES:
-            return REPLIES["media"]
+            return self.replies["media"]
         if kind == "event":
             return await self._event(message)
-        return REPLIES["media"]
+        return self.replies["media"]
 
     async def _event(self, message: IncomingMessage) -> Optional[str]:
         user, event = message.from_user, message.event
@@ -223,14 +221,14 @@ class WeChatEndpoint:
             logger.warning("wechat: bot did not answer %s within %.0fs",
                            mask_openid(user), self.settings.turn_timeout)
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            return REPLIES["fallback"]
+            return self.replies["fallback"]
         if task.exception() is not None:
             logger.error("wechat: bot failed for %s: %s", mask_openid(user),
                          type(task.exception()).__name__)
-            return REPLIES["fallback"]
+            return self.replies["fallback"]
         text_out, buttons = render_bot_messages(task.result() or [])
         self.buttons.remember(user, buttons)
-        return text_out or REPLIES["fallback"]
+        return text_out or self.replies["fallback"]
 
     # --- delivery -------------------------------------------------------------------
     def _compose_passive(self, user: str, text: Optional[str]) -> Optional[str]:
@@ -239,7 +237,7 @@ class WeChatEndpoint:
             return None
         parts = []
         for held in self.pending.pop(user):
-            label = REPLIES["continued_label"] if held.continued else REPLIES["late_label"]
+            label = self.replies["continued_label"] if held.continued else self.replies["late_label"]
             parts.append(f"{label}\n{held.text}")
         if text:
             parts.append(text)
@@ -249,7 +247,7 @@ class WeChatEndpoint:
         if not chunks:
             return None
         if len(chunks) > 1 and self.passive_only:
-            hint = REPLIES["more_hint"]
+            hint = self.replies["more_hint"]
             chunks = split_utf8(full, limit - len(hint.encode("utf-8")) - 1)
             self.pending.add(user, "\n".join(chunks[1:]), continued=True, front=True)
             return chunks[0] + "\n" + hint

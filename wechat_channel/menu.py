@@ -46,13 +46,25 @@ def _entry(raw: Mapping, where: str) -> MenuEntry:
     return MenuEntry(title=str(raw["title"]).strip(), payload=payload)
 
 
-def parse_menu(data: Mapping, source: str = "menu") -> Menu:
+def _fill(text: str, placeholders: Mapping[str, str]) -> str:
+    for name, value in placeholders.items():
+        text = text.replace("{" + name + "}", str(value))
+    return text
+
+
+def parse_menu(data: Mapping, source: str = "menu",
+               placeholders: Optional[Mapping[str, str]] = None) -> Menu:
+    """`placeholders` ({hotline} and the like) are filled in the menu's texts."""
+    placeholders = placeholders or {}
     if not isinstance(data, Mapping):
         raise MenuError(f"{source}: not a mapping")
     welcome = data.get("welcome") or {}
-    text = str(welcome.get("text") or "").strip()
+    text = _fill(str(welcome.get("text") or "").strip(), placeholders)
     if not text:
         raise MenuError(f"{source}: welcome.text is required")
+    unknown_click_reply = _fill(str(data.get("unknown_click_reply") or "").strip(), placeholders)
+    if not unknown_click_reply:
+        raise MenuError(f"{source}: unknown_click_reply is required")
     buttons = [
         _entry(raw, f"{source}: welcome.buttons[{i}]")
         for i, raw in enumerate(welcome.get("buttons") or [])
@@ -64,15 +76,14 @@ def parse_menu(data: Mapping, source: str = "menu") -> Menu:
         welcome_text=text,
         welcome_buttons=buttons,
         clicks=clicks,
-        unknown_click_reply=str(data.get("unknown_click_reply") or "").strip()
-        or "这个菜单暂时不能用，请直接打字提问。",
+        unknown_click_reply=unknown_click_reply,
     )
 
 
-def load_menu(path: pathlib.Path) -> Menu:
+def load_menu(path: pathlib.Path, placeholders: Optional[Mapping[str, str]] = None) -> Menu:
     path = pathlib.Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise MenuError(f"cannot read {path}: {exc}") from exc
-    return parse_menu(data, str(path))
+    return parse_menu(data, str(path), placeholders)

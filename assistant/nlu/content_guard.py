@@ -15,7 +15,7 @@ from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.textnorm import has_content
+from core.textnorm import has_content
 
 
 @DefaultV1Recipe.register(

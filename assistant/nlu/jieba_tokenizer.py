@@ -1,7 +1,7 @@
 """Rasa's JiebaTokenizer, with the domain dictionary's content in its fingerprint.
 
 Rasa reuses cached training results when config and training data are unchanged. The
-dictionary (`dictionary_path`, written by assistant/build_nlu.py from
+dictionary (`dictionary_path`, written by tools/build_nlu.py from
 assistant/nlu/domain_words.txt and knowledge/diseases.yml) is neither, so an edit to the
 word list alone would train a model that still tokenises with the old words. Hashing
 the dictionary files into the fingerprint makes such an edit retrain the tokenizer.

@@ -1,7 +1,7 @@
 """Rasa pipeline component: normalise message text before tokenisation.
 
 Placed first in config.yml so training examples and live messages go through the
-very same function (assistant.textnorm.normalize_text).
+very same function (core.textnorm.normalize_text).
 """
 from typing import Any, Dict, List, Text
 
@@ -13,7 +13,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from assistant.textnorm import normalize_text
+from core.textnorm import normalize_text
 
 
 # Registered as a tokenizer-type component so the default recipe runs it in both the

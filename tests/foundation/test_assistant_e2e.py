@@ -73,7 +73,7 @@ def test_malformed_rest_bodies_get_400_not_500(running_stack):
 
 
 def test_socketio_channel_answers_and_masks_full_id_numbers(running_stack):
-    """Rasa's socket.io channel (credentials.yml: assistant.masked_channels) still talks the
+    """Rasa's socket.io channel (credentials.yml: channels.masked) still talks the
     standard protocol: session_request, user_uttered -> bot_uttered."""
     import asyncio
     import sqlite3

@@ -3,7 +3,7 @@ import asyncio
 
 from rasa.core.channels.channel import UserMessage
 
-from assistant.masked_channels import MaskedRestInput, MaskedSocketIOInput, masking
+from channels.masked import MaskedRestInput, MaskedSocketIOInput, masking
 
 
 def test_channels_keep_rasas_names_so_urls_do_not_change():

@@ -1,4 +1,4 @@
-"""`python -m assistant.stack` (what `make run` execs): health, URLs, clean stop, persistence."""
+"""`python -m tools.stack` (what `make run` execs): health, URLs, clean stop, persistence."""
 import json
 import os
 import pathlib
@@ -25,7 +25,7 @@ def _start(settings, token):
     for name in settings.port_fields():
         env[name.upper()] = str(getattr(settings, name))
     process = subprocess.Popen(
-        [sys.executable, "-m", "assistant.stack"], cwd=ROOT, env=env,
+        [sys.executable, "-m", "tools.stack"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     lines = []

@@ -8,7 +8,7 @@ import pytest
 def test_rasa_command_keeps_token_even_when_it_starts_with_a_dash(tmp_path, token):
     from rasa.cli import run as rasa_run_cli
 
-    from assistant.stack import StackSettings, build_services
+    from tools.stack import StackSettings, build_services
 
     settings = StackSettings(state_dir=tmp_path)
     services = build_services(settings, {"RASA_AUTH_TOKEN": token})
@@ -25,7 +25,7 @@ def test_rasa_command_keeps_token_even_when_it_starts_with_a_dash(tmp_path, toke
 
 
 def test_only_the_agent_console_gets_the_agent_token_secret(tmp_path):
-    from assistant.stack import StackSettings, build_services
+    from tools.stack import StackSettings, build_services
 
     services = {s.name: s for s in build_services(StackSettings(state_dir=tmp_path),
                                                   {"PROGRESS_AGENT_SECRET": "from-the-environment"})}

@@ -1,5 +1,5 @@
 """What people type is normalised before the NLU sees it."""
-from assistant.textnorm import normalize_text, to_halfwidth
+from core.textnorm import normalize_text, to_halfwidth
 
 
 def test_traditional_characters_become_simplified_with_phrase_context():
@@ -29,7 +29,7 @@ def test_empty_input_is_safe():
 
 
 def test_messages_without_words_or_digits_have_no_content():
-    from assistant.textnorm import has_content
+    from core.textnorm import has_content
 
     for empty in ("？？？", "...", "。。。", "😀", "", "  !! "):
         assert not has_content(normalize_text(empty)), empty

@@ -249,7 +249,7 @@ def test_a_broken_edit_keeps_the_last_good_steps_in_use(tmp_path):
 def test_the_validator_reports_a_broken_guide_file(tmp_path):
     import shutil
 
-    from assistant.knowledge import main as validate_knowledge
+    from tools.validate_knowledge import main as validate_knowledge
 
     knowledge = tmp_path / "knowledge"
     shutil.copytree(ROOT / "knowledge", knowledge)

@@ -153,7 +153,7 @@ def test_choosing_the_disease_tip_is_advice_not_a_guide_rule():
 
 
 def test_the_guide_uses_the_hotline_of_contacts_yml():
-    from assistant.knowledge import get_knowledge
+    from assistant.content import get_knowledge
 
     assert DATA.hotline == str(get_knowledge().contacts["hotline"]["number"])
 

@@ -242,10 +242,12 @@ def test_who_the_application_is_for(text, whom):
 
 
 def test_slots_round_trip_and_stale_steps_are_dropped():
+    from actions.guide import state_from_slots, state_to_slots
+
     state = guide.GuideState(channel="window", for_whom="self", step=3, active=True, awaiting="resume")
-    assert guide.GuideState.from_slots(state.to_slots(), DATA) == state
-    stale = dict(state.to_slots(), guide_step=9.0)  # the file lost steps since
-    assert guide.GuideState.from_slots(stale, DATA).step is None
+    assert state_from_slots(state_to_slots(state), DATA) == state
+    stale = dict(state_to_slots(state), guide_step=9.0)  # the file lost steps since
+    assert state_from_slots(stale, DATA).step is None
 
 
 def test_wechat_gets_a_miniprogram_link_only_when_configured():
@@ -253,7 +255,7 @@ def test_wechat_gets_a_miniprogram_link_only_when_configured():
 
     document = copy.deepcopy(DATA.doc)
     state = guide.GuideState(channel="miniprogram", for_whom="self", step=1, active=True)
-    plain = guide.Renderer(guide.GuideData(document), wechat=True).step(state).text
+    plain = guide.Renderer(guide.GuideData(document), links=True).step(state).text
     assert "<a " not in plain and "搜“四川医保公共服务平台”" in plain
 
     document["miniprogram_link"] = {
@@ -262,19 +264,19 @@ def test_wechat_gets_a_miniprogram_link_only_when_configured():
         "fallback_url": "https://example.org/mzmtb",
     }
     configured = guide.GuideData(document)
-    wechat = guide.Renderer(configured, wechat=True).step(state).text
+    wechat = guide.Renderer(configured, links=True).step(state).text
     assert (
         '<a href="https://example.org/mzmtb" data-miniprogram-appid="wx0000000000000000" '
         'data-miniprogram-path="pages/index/index">打开小程序</a>'
     ) in wechat
-    web = guide.Renderer(configured, wechat=False).step(state).text
+    web = guide.Renderer(configured, links=False).step(state).text
     assert "<a " not in web
     # only the step that opens the mini program carries the link
     later = guide.GuideState(channel="miniprogram", for_whom="self", step=2, active=True)
-    assert "<a " not in guide.Renderer(configured, wechat=True).step(later).text
+    assert "<a " not in guide.Renderer(configured, links=True).step(later).text
     # an http (not https) fallback is not accepted
     document["miniprogram_link"]["fallback_url"] = "http://example.org"
-    assert "<a " not in guide.Renderer(guide.GuideData(document), wechat=True).step(state).text
+    assert "<a " not in guide.Renderer(guide.GuideData(document), links=True).step(state).text
 
 
 def test_broken_data_is_reported_with_the_file_name():

@@ -7,13 +7,10 @@ import time
 import pytest
 import yaml
 
-from assistant.knowledge import (
-    KnowledgeBase,
-    disease_like_phrases,
-    get_knowledge,
-    validate,
-    visible_length,
-)
+from assistant import contacts
+from assistant.content import get_knowledge
+from assistant.knowledge import KnowledgeBase, disease_like_phrases, visible_length
+from assistant.knowledge_checks import validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KNOWLEDGE = ROOT / "knowledge"
@@ -237,16 +234,17 @@ def test_verified_topics_say_only_what_the_guide_says(kb):
 
 
 def test_hotline_texts_come_from_contacts_yml(editable, monkeypatch):
-    from assistant import knowledge
-
     edit(editable, "contacts.yml", lambda d: d["hotline"].update({"number": "99999", "name": "测试热线"}))
-    assert knowledge.with_contacts("拨打{hotline_name} {hotline}", editable) == "拨打测试热线 99999"
+    assert contacts.with_contacts("拨打{hotline_name} {hotline}", editable) == "拨打测试热线 99999"
     (editable / "topics.yml").write_text("topics: [broken", encoding="utf-8")  # rest unusable
     fresh = editable.parent / "fresh"
     shutil.copytree(editable, fresh)
-    assert knowledge.contact_context(fresh)["hotline"] == "99999"
-    (fresh / "contacts.yml").unlink()
-    assert knowledge.contact_context(fresh)["hotline"] == "12393"
+    assert contacts.contact_context(fresh)["hotline"] == "99999"
+    (fresh / "contacts.yml").unlink()  # the last good version stays in service
+    assert contacts.contact_context(fresh)["hotline"] == "99999"
+    never_read = editable.parent / "never_read"
+    shutil.copytree(fresh, never_read)  # no contacts.yml, never read before: the default
+    assert contacts.contact_context(never_read)["hotline"] == "12393"
 
 
 def test_channel_answer_on_wechat_has_only_the_buttons_numbered():

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from assistant.knowledge import KnowledgeBase
-from assistant.textnorm import normalize_text
+from core.textnorm import normalize_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MARKUP = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
@@ -85,10 +85,10 @@ def test_annotated_diseases_are_in_the_catalogue():
 
 
 def test_generated_lookup_holds_every_name_longest_first(tmp_path):
-    from assistant import build_nlu
+    from tools import build_nlu
 
     out = tmp_path / "diseases.yml"
-    build_nlu.build(ROOT / "knowledge", out, tmp_path / "jieba")
+    build_nlu.build(ROOT / "knowledge", out, tmp_path / "jieba", tmp_path / "responses.yml")
     document = yaml.safe_load(out.read_text(encoding="utf-8"))
     lookup = [l[2:] for l in document["nlu"][0]["examples"].splitlines() if l.startswith("- ")]
     names = {n for d in KB.diseases for n in (d.name, *d.aliases)}

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from progress_helpers import EXAMPLE_CSV, run_import
 from progress_service import db
-from progress_service.agent_tokens import issue_agent_token
+from core.agent_tokens import issue_agent_token
 
 NUMBER = "NC2025000104"  # need_more, suffix 1357, 王芳
 PATH = f"/api/v1/applications/{NUMBER}"

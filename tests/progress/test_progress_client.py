@@ -14,7 +14,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.progress import ActionCheckProgress
-from actions.progress_client import ProgressClient
+from core.progress_client import ProgressClient
 from progress_helpers import free_port
 
 
@@ -212,11 +212,9 @@ def test_a_body_trickled_byte_by_byte_is_cut_off_at_the_total_deadline(trickle):
 
 
 def test_trickled_headers_fill_only_the_lookup_pool_not_the_default_pool(trickle):
-    from actions import progress_client
-
     server = trickle(where="headers", interval=0.2)
     client = ProgressClient(base_url=server.url, api_key="k", timeout=0.5)
-    lookups = progress_client.config.PROGRESS_LOOKUP_THREADS + 2
+    lookups = client.lookup_threads + 2
 
     async def scenario():
         started = time.monotonic()

@@ -163,7 +163,7 @@ def test_missing_hash_key_with_a_non_default_database_exits_2_and_writes_nothing
 
 
 def test_development_key_is_used_only_for_the_default_sqlite_under_state():
-    from actions import config
+    from core import defaults as config
     from progress_service.importer import is_default_dev_database
 
     assert is_default_dev_database(f"sqlite:///{config.ROOT / '.state' / 'progress.db'}")

@@ -3,12 +3,12 @@ import time
 
 import pytest
 
-from progress_service.agent_tokens import issue_agent_token, verify_agent_token
-from progress_service.devsecrets import SECRET_NAMES, ensure_dev_secrets
-from progress_service.formats import (
+from core.agent_tokens import issue_agent_token, verify_agent_token
+from core.devsecrets import SECRET_NAMES, ensure_dev_secrets
+from core.formats import (
     normalize_application_no, normalize_id_last4, normalize_status, parse_datetime,
 )
-from progress_service.privacy import mask_application_no, mask_name, mask_text
+from core.privacy import mask_application_no, mask_name, mask_text
 
 
 @pytest.mark.parametrize("typed, expected", [
@@ -97,7 +97,7 @@ def test_a_full_id_typed_for_the_suffix_gives_its_last_4_and_is_not_kept(typed):
 
 
 def test_an_application_number_with_18_digits_is_not_taken_for_an_id_number():
-    from progress_service.privacy import mask_id_card_numbers
+    from core.privacy import mask_id_card_numbers
 
     assert mask_id_card_numbers("帮我查NC202501010000001234的进度") == "帮我查NC202501010000001234的进度"
     assert mask_id_card_numbers("身份证511302198001011234") == "身份证**************1234"

@@ -1,12 +1,12 @@
-"""The widget's Rasa input channel (web/rasa_channel.py): checks its input, keeps channel `web`."""
+"""The widget's Rasa input channel (channels/web.py): checks its input, keeps channel `web`."""
 import json
 import urllib.error
 import urllib.request
 
 import pytest
 
-from progress_service.privacy import mask_id_card_numbers
-from web.rasa_channel import MAX_MESSAGE_CHARS, parse_request
+from core.privacy import mask_id_card_numbers
+from channels.web import MAX_MESSAGE_CHARS, parse_request
 
 # all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
 pytestmark = pytest.mark.xdist_group("shared_stack")

@@ -237,3 +237,23 @@ def test_public_pc_privacy_masked_suffix_clear_button_and_idle_expiry(browser, w
         assert json.loads(page.evaluate(STORED))["sender"] != second_sender
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_the_demo_page_shows_the_widget_at_either_name_without_console_errors(browser, web_stack, host):
+    """README sends newcomers to http://localhost:8080/; the page must not depend on which
+    name was typed (its CSP once blocked a widget script loaded from the other name)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        url = web_stack.web_url.replace("127.0.0.1", host) + "/"
+        dialog = open_chat(page, url)
+        expect(dialog).to_be_visible()
+        ask(page, "要带哪些材料")
+        expect(bot_messages(page).nth(1)).to_contain_text("诊断证明", timeout=REPLY_TIMEOUT)
+        assert errors == [], errors
+    finally:
+        context.close()

@@ -18,7 +18,7 @@ def fake_wechat():
 def channel_for(fake_wechat):
     """channel_for(mode=..., delay=..., **settings) -> (server, agent); the fake points at it."""
     from wechat_channel.config import WeChatSettings
-    from wechat_channel.rasa_channel import WeChatInput
+    from channels.wechat import WeChatInput
 
     servers = []
 

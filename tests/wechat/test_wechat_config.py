@@ -4,6 +4,8 @@ import pathlib
 import pytest
 import yaml
 
+from assistant.contacts import contact_context
+
 from wechat_channel.config import ENV_VARS, ConfigError, WeChatSettings
 from wechat_channel.menu import MenuError, load_menu, parse_menu
 
@@ -15,7 +17,7 @@ ENV = {
 
 
 def _runtime_credentials(tmp_path, environ):
-    from assistant.stack import StackSettings, runtime_credentials
+    from tools.stack import StackSettings, runtime_credentials
 
     settings = StackSettings(state_dir=tmp_path)
     return runtime_credentials(settings, environ)
@@ -24,13 +26,13 @@ def _runtime_credentials(tmp_path, environ):
 def test_make_run_credentials_reference_every_set_variable_and_no_secret(tmp_path):
     path = _runtime_credentials(tmp_path, ENV)
     text = path.read_text(encoding="utf-8")
-    section = yaml.safe_load(text)["wechat_channel.rasa_channel.WeChatInput"]
+    section = yaml.safe_load(text)["channels.wechat.WeChatInput"]
     assert section == {"token": "${WECHAT_TOKEN}", "appid": "${WECHAT_APPID}",
                        "appsecret": "${WECHAT_APPSECRET}", "aes_key": "${WECHAT_AES_KEY}",
                        "mode": "${WECHAT_MODE}", "api_base": "${WECHAT_API_BASE}"}
     assert "s3cret" not in text and "A" * 43 not in text
     without = yaml.safe_load(_runtime_credentials(tmp_path, {"WECHAT_APPID": "wx1"}).read_text())
-    assert "wechat_channel.rasa_channel.WeChatInput" not in without  # no token, no channel
+    assert "channels.wechat.WeChatInput" not in without  # no token, no channel
 
 
 def test_rasa_loads_the_channel_from_those_credentials(tmp_path, monkeypatch):
@@ -74,7 +76,7 @@ def test_bad_settings_fail_at_start_up(bad):
 
 
 def test_menu_file_loads_and_every_intent_exists_in_the_domain():
-    menu = load_menu(ROOT / "knowledge" / "wechat_menu.yml")
+    menu = load_menu(ROOT / "knowledge" / "wechat_menu.yml", placeholders=contact_context())
     assert len(menu.welcome_buttons) >= 2 and menu.clicks
     intents = set()
     for path in (ROOT / "domain").glob("*.yml"):

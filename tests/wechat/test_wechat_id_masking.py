@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from wechat_channel.config import WeChatSettings
+from channels.wechat import wechat_menu, wechat_replies
 from wechat_channel.endpoint import WeChatEndpoint
 from wechat_fakes import ACCOUNT, TOKEN, text_xml, wechat_signature
 
@@ -37,7 +38,8 @@ def voice_xml(openid: str, recognition: str) -> str:
 
 def dispatch(body_xml: str):
     bot = RecordingBot()
-    endpoint = WeChatEndpoint(WeChatSettings(token=TOKEN), bot)
+    settings = WeChatSettings(token=TOKEN)
+    endpoint = WeChatEndpoint(settings, bot, wechat_replies(), menu=wechat_menu(settings))
 
     async def go():
         response = await endpoint.receive(*signed(body_xml))

@@ -11,7 +11,7 @@ def test_real_agent_answers_through_the_channel(fake_wechat, trained_model):
     from rasa.shared.core.domain import Domain
 
     from wechat_channel.config import WeChatSettings
-    from wechat_channel.rasa_channel import WeChatInput
+    from channels.wechat import WeChatInput
 
     settings = WeChatSettings.from_mapping({
         "token": "testtoken123", "appid": "wx0123456789abcdef", "appsecret": "s3cret",

@@ -2,8 +2,8 @@
 
 Every HTTP detail and every failure mode is mapped here to a small LookupResult
 (found / no_match / not_found / locked / invalid / unavailable); callers never see an
-exception. Base URL, key and timeout default to actions/config.py and can be passed in
-(tests use a loopback server). The async methods run the blocking request in a worker
+exception. The caller passes base URL, key and timeout (each process reads them from
+its own settings; tests use a loopback server). The async methods run the blocking request in a worker
 thread with an overall deadline, so the action server's event loop never waits on it.
 """
 import asyncio
@@ -17,20 +17,14 @@ from urllib.parse import quote
 
 import requests
 
-from actions import config
-from progress_service.privacy import mask_application_no, sender_reference
+from core import defaults
+from core.privacy import mask_application_no, sender_reference
 
 logger = logging.getLogger(__name__)
 
 # The service's answers are a few KB; anything much larger is not its answer.
 MAX_BODY_BYTES = 256 * 1024
 
-# Lookups run here, not in the event loop's default pool: a service that trickles its
-# headers can hold a thread past the deadline, and then only this small pool fills up
-# (further lookups wait, time out and answer "unavailable") instead of every
-# asyncio.to_thread user of the action server.
-_LOOKUP_POOL = concurrent.futures.ThreadPoolExecutor(
-    max_workers=config.PROGRESS_LOOKUP_THREADS, thread_name_prefix="progress-lookup")
 
 
 class _DeadlinePassed(Exception):
@@ -67,11 +61,18 @@ class LookupResult:
 
 
 class ProgressClient:
-    def __init__(self, base_url: Optional[str] = None, api_key: Optional[str] = None,
-                 timeout: Optional[float] = None):
-        self.base_url = (base_url or config.PROGRESS_SERVICE_URL).rstrip("/")
-        self.api_key = config.PROGRESS_API_KEY if api_key is None else api_key
-        self.timeout = config.PROGRESS_TIMEOUT_SECONDS if timeout is None else timeout
+    def __init__(self, base_url: str, api_key: str,
+                 timeout: float = defaults.PROGRESS_TIMEOUT_SECONDS, lookup_threads: int = 4):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key or ""
+        self.timeout = timeout
+        self.lookup_threads = lookup_threads
+        # Lookups run here, not in the event loop's default pool: a service that trickles
+        # its headers can hold a thread past the deadline, and then only this small pool
+        # fills up (further lookups wait, time out and answer "unavailable") instead of
+        # every asyncio.to_thread user of the process.
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=lookup_threads, thread_name_prefix="progress-lookup")
 
     # --- the one place that talks HTTP and maps its failures ------------------------------
     def _get(self, application_no: str, headers: Dict[str, str]) -> LookupResult:
@@ -149,7 +150,7 @@ class ProgressClient:
             # a worker thread, and an overall deadline: a server that trickles its
             # answer byte by byte cannot hold the conversation past the timeout
             loop = asyncio.get_running_loop()
-            return await asyncio.wait_for(loop.run_in_executor(_LOOKUP_POOL, function, *args),
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, function, *args),
                                           self.timeout + 0.2)
         except asyncio.TimeoutError:
             logger.warning("progress service did not answer within %.1fs", self.timeout)

@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from typing import Optional
 
-from assistant.textnorm import to_halfwidth
+from core.textnorm import to_halfwidth
 
 # code -> Chinese label, in the order an application usually moves through them.
 STATUS_LABELS = {

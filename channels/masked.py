@@ -18,7 +18,7 @@ from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from progress_service.privacy import mask_id_card_numbers
+from core.privacy import mask_id_card_numbers
 
 
 def masking(on_new_message: Callable[[UserMessage], Awaitable[Any]]):

@@ -11,7 +11,7 @@ Same request and reply as Rasa's REST channel ({"sender", "message"} in, a list 
 - a full ID-card number in the text is masked to its last 4 characters before the
   message reaches Rasa, so it never lands in the tracker store.
 
-Enabled in credentials.yml with `web.rasa_channel.WebInput:`. No sanic app of the web
+Enabled in credentials.yml with `channels.web.WebInput:`. No sanic app of the web
 console is imported here: Rasa loads this module in its own process.
 """
 import logging
@@ -24,7 +24,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from progress_service.privacy import mask_id_card_numbers
+from core.privacy import mask_id_card_numbers
 
 logger = logging.getLogger(__name__)
 

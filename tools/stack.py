@@ -1,6 +1,6 @@
 """Start every process the assistant needs, in the foreground, and stop them together.
 
-`make run` calls `python -m assistant.stack`. Each service's log lines are prefixed with
+`make run` calls `python -m tools.stack`. Each service's log lines are prefixed with
 its name; the stack waits until every service answers its health check, prints the
 URLs, and on Ctrl-C / SIGTERM (or when one service dies) stops all of them: each
 child runs in its own process group, which is terminated and, if need be, killed.
@@ -20,7 +20,11 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from core import defaults
+from core.devsecrets import RASA_SECRET_NAMES, ensure_dev_secrets
+from wechat_channel.config import ENV_VARS as WECHAT_ENV_VARS  # setting name -> WECHAT_* variable
+
+ROOT = defaults.ROOT
 VENV_BIN = pathlib.Path(sys.executable).parent
 
 
@@ -38,15 +42,15 @@ class Service:
 class StackSettings:
     """Ports and paths; defaults are what `make run` uses."""
 
-    rasa_port: int = 5005
-    actions_port: int = 5055
-    progress_port: int = 8001
-    web_port: int = 8080
-    state_dir: pathlib.Path = ROOT / ".state"
-    model_path: pathlib.Path = ROOT / ".state" / "models"
+    rasa_port: int = defaults.RASA_PORT
+    actions_port: int = defaults.ACTIONS_PORT
+    progress_port: int = defaults.PROGRESS_PORT
+    web_port: int = defaults.WEB_PORT
+    state_dir: pathlib.Path = defaults.STATE_DIR
+    model_path: pathlib.Path = defaults.STATE_DIR / "models"
     endpoints: pathlib.Path = ROOT / "endpoints.yml"
     credentials: pathlib.Path = ROOT / "credentials.yml"
-    host: str = "127.0.0.1"
+    host: str = defaults.HOST
     extra_env: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -75,13 +79,11 @@ def runtime_credentials(settings: StackSettings, environ=os.environ) -> pathlib.
     """
     text = settings.credentials.read_text(encoding="utf-8")
     if environ.get("WECHAT_TOKEN"):
-        from wechat_channel.config import ENV_VARS  # setting name -> WECHAT_* variable
-
         text += (
-            "\n# added by assistant/stack.py because WECHAT_TOKEN is set\n"
-            "wechat_channel.rasa_channel.WeChatInput:\n"
+            "\n# added by tools/stack.py because WECHAT_TOKEN is set\n"
+            "channels.wechat.WeChatInput:\n"
         )
-        for key, var in ENV_VARS.items():
+        for key, var in WECHAT_ENV_VARS.items():
             if environ.get(var):  # Rasa refuses ${VAR} for unset variables
                 text += f"  {key}: ${{{var}}}\n"
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -143,8 +145,6 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
 
 def progress_service(settings: StackSettings, environ=os.environ):
     """The stand-in for the agency's progress system (progress_service/, docs/progress.md)."""
-    from progress_service.devsecrets import ensure_dev_secrets
-
     secrets = ensure_dev_secrets(settings.state_dir / "secrets.env", environ)
     base = f"http://{settings.host}:{settings.progress_port}"
     env = {
@@ -175,22 +175,8 @@ def rasa_auth_token(settings: StackSettings, environ=os.environ) -> str:
     Rasa's NLU parse API. Without the token the HTTP API stays closed to everyone."""
     if environ.get("RASA_AUTH_TOKEN"):
         return environ["RASA_AUTH_TOKEN"]
-    from progress_service.devsecrets import ensure_dev_secrets
-
     path = settings.state_dir / "secrets.env"
-    ensure_dev_secrets(path, environ)  # first, so its rewrite of the file keeps our line
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    for line in lines:
-        if line.startswith("RASA_AUTH_TOKEN=") and len(line) > len("RASA_AUTH_TOKEN="):
-            return line.split("=", 1)[1].strip()
-    import secrets
-
-    token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(f"RASA_AUTH_TOKEN={token}\n")
-    os.chmod(path, 0o600)
-    return token
+    return ensure_dev_secrets(path, environ, names=RASA_SECRET_NAMES)["RASA_AUTH_TOKEN"]
 
 
 def web_service(settings: StackSettings, environ=os.environ, rasa_token: str = "") -> Service:

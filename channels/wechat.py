@@ -1,8 +1,12 @@
-"""Rasa input channel `wechat`: a thin sanic adapter over endpoint.WeChatEndpoint.
+"""Rasa input channel `wechat`: a thin sanic adapter over wechat_channel.endpoint.WeChatEndpoint.
 
-credentials.yml (written by assistant/stack.py when WECHAT_TOKEN is set):
+The protocol package (wechat_channel/) has no Rasa imports and no wording; this adapter
+gives it the channel's texts (knowledge/channel_texts.yml, wechat_*) and the menu
+(knowledge/wechat_menu.yml) with {hotline} filled from knowledge/contacts.yml.
 
-    wechat_channel.rasa_channel.WeChatInput:
+credentials.yml (written by tools/stack.py when WECHAT_TOKEN is set):
+
+    channels.wechat.WeChatInput:
       token: ${WECHAT_TOKEN}
       appid: ${WECHAT_APPID}
       ...
@@ -17,11 +21,23 @@ from sanic import Blueprint, response
 from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 
-from .config import WeChatSettings
-from .endpoint import WeChatEndpoint
-from .menu import Menu, load_menu
+from assistant.contacts import contact_context
+from assistant.content import texts
+from wechat_channel.config import WeChatSettings
+from wechat_channel.endpoint import REPLY_KEYS, WeChatEndpoint
+from wechat_channel.menu import Menu, load_menu
 
 logger = logging.getLogger(__name__)
+
+
+def wechat_replies() -> Dict[str, str]:
+    """The channel's fixed texts: knowledge/channel_texts.yml wechat_<key>."""
+    channel_texts = texts("channel_texts")
+    return {key: channel_texts.render(f"wechat_{key}") for key in REPLY_KEYS}
+
+
+def wechat_menu(settings: WeChatSettings) -> Menu:
+    return load_menu(settings.menu_path, placeholders=contact_context())
 
 
 async def _read_body(request: Request, limit: int) -> Optional[bytes]:
@@ -65,7 +81,8 @@ class WeChatInput(InputChannel):
     def __init__(self, settings: WeChatSettings, menu: Optional[Menu] = None,
                  endpoint_factory: Callable[..., WeChatEndpoint] = WeChatEndpoint):
         self.settings = settings
-        self.menu = menu or load_menu(settings.menu_path)  # fail at start-up, not on a message
+        self.menu = menu or wechat_menu(settings)  # fail at start-up, not on a message
+        self.replies = wechat_replies()
         self.endpoint_factory = endpoint_factory
         self.endpoint: Optional[WeChatEndpoint] = None
 
@@ -81,7 +98,7 @@ class WeChatInput(InputChannel):
             ))
             return collector.messages
 
-        endpoint = self.endpoint_factory(self.settings, run_bot, menu=self.menu)
+        endpoint = self.endpoint_factory(self.settings, run_bot, self.replies, menu=self.menu)
         self.endpoint = endpoint
         webhook = Blueprint(f"{channel_name}_webhook", __name__)
 

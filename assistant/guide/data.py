@@ -1,0 +1,249 @@
+"""knowledge/guide_steps.yml as the walk reads it: channels, people, steps, problems, phrases.
+
+Pure Python (PyYAML + core/); no Rasa. {hotline}, {hotline_name} and {window} in any text
+of the file are filled from knowledge/contacts.yml when the file is read.
+"""
+import dataclasses
+import json
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from assistant.contacts import contact_context
+from core.textnorm import normalize_text
+
+SELF, FAMILY = "self", "family"
+WHOM_VALUES = (SELF, FAMILY)
+
+# Intents the walk understands (domain/guide.yml); exit reuses the core `stop`.
+START = "start_guide"
+INFORM_CHANNEL = "inform_guide_channel"
+INFORM_WHOM = "inform_guide_for_whom"
+NEXT = "guide_next"
+BACK = "guide_back"
+GOTO = "guide_goto"
+RESTART = "guide_restart"
+STUCK = "guide_stuck"
+STOP = "stop"
+AFFIRM = "affirm"
+DENY = "deny"
+SETUP_INTENTS = (START, INFORM_CHANNEL, INFORM_WHOM)
+APPLY_FOR_OTHERS = "ask_apply_for_others"  # a knowledge question; tells who it is for
+
+# Button payloads. The WeChat channel numbers buttons, so "1" is always the first one.
+PAYLOAD_NEXT = "/guide_next"
+PAYLOAD_BACK = "/guide_back"
+PAYLOAD_STUCK = "/guide_stuck"
+PAYLOAD_RESTART = "/guide_restart"
+PAYLOAD_STOP = "/stop"
+PAYLOAD_PROGRESS = "/check_progress"
+
+# Placeholders filled from knowledge/contacts.yml in every text of the file.
+CONTACT_FIELDS = ("hotline_name", "hotline", "window")
+
+
+def payload(intent: str, **entities: Any) -> str:
+    if not entities:
+        return f"/{intent}"
+    return f"/{intent}" + json.dumps(entities, ensure_ascii=False, separators=(",", ":"))
+
+
+def goto_payload(step: int) -> str:
+    return payload(GOTO, step_number=str(step))
+
+
+class GuideDataError(ValueError):
+    """knowledge/guide_steps.yml is missing something the walk needs."""
+
+
+def per_whom(value: Any, whom: Optional[str]) -> Any:
+    """A text (or list) that may differ for self and family: {self: ..., family: ...}."""
+    if isinstance(value, Mapping) and set(value) <= set(WHOM_VALUES):
+        return value.get(whom or SELF, value.get(SELF))
+    return value
+
+
+def _fill_contacts(node: Any, contacts: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        for name in CONTACT_FIELDS:
+            node = node.replace("{" + name + "}", contacts[name])
+        return node
+    if isinstance(node, Mapping):
+        return {key: _fill_contacts(value, contacts) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_fill_contacts(value, contacts) for value in node]
+    return node
+
+
+@dataclasses.dataclass
+class Step:
+    number: int
+    raw: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.raw.get("id", self.number))
+
+    def title(self) -> str:
+        return str(self.raw["title"])
+
+    def text(self, whom: Optional[str]) -> str:
+        return str(per_whom(self.raw["text"], whom))
+
+    def tip(self, whom: Optional[str]) -> str:
+        return str(per_whom(self.raw.get("tip") or "", whom))
+
+    def tap(self, whom: Optional[str]) -> List[str]:
+        return [str(label) for label in (per_whom(self.raw.get("tap") or [], whom) or [])]
+
+    @property
+    def problems(self) -> List[str]:
+        return [str(key) for key in self.raw.get("problems") or []]
+
+    @property
+    def wants_miniprogram_link(self) -> bool:
+        return bool(self.raw.get("miniprogram_link"))
+
+
+class GuideData:
+    """knowledge/guide_steps.yml, parsed and checked."""
+
+    def __init__(self, document: Mapping[str, Any], source: str = "guide_steps.yml",
+                 contacts: Optional[Mapping[str, str]] = None):
+        contacts = dict(contacts or contact_context())
+        if str(document.get("hotline") or "").strip():  # an explicit override in the file
+            contacts["hotline"] = str(document["hotline"]).strip()
+        self.hotline = contacts["hotline"]
+        document = _fill_contacts(document, contacts)
+        self.doc = document
+        self.source = source
+        try:
+            self.channels: Dict[str, Mapping[str, Any]] = dict(document["channels"])
+            self.steps: Dict[str, List[Step]] = {
+                channel: [Step(i + 1, raw) for i, raw in enumerate(document["steps"][channel])]
+                for channel in self.channels
+            }
+            self.problems: Dict[str, Mapping[str, Any]] = dict(document.get("problems") or {})
+            for channel, steps in self.steps.items():
+                if not steps:
+                    raise GuideDataError(f"{source}: channel {channel} has no steps")
+                for step in steps:
+                    step.title(), step.text(SELF), step.text(FAMILY)
+                    for key in step.problems:
+                        if key not in self.problems:
+                            raise GuideDataError(f"{source}: step {step.id} names unknown problem {key}")
+            self.phrases: Mapping[str, Any] = dict(document["phrases"])
+        except KeyError as missing:
+            raise GuideDataError(f"{source}: missing {missing}") from missing
+
+    # simple accessors
+    def text(self, *path: str, default: str = "") -> str:
+        node: Any = self.doc
+        for key in path:
+            if not isinstance(node, Mapping) or key not in node:
+                return default
+            node = node[key]
+        return str(node)
+
+    def phrase(self, key: str, **values: Any) -> str:
+        """A navigation phrase from `phrases:`; a missing one is a data error."""
+        if key not in self.phrases:
+            raise GuideDataError(f"{self.source}: phrases.{key} missing")
+        return str(self.phrases[key]).format(**values)
+
+    def button(self, key: str, **values: Any) -> str:
+        buttons = self.phrases.get("buttons") or {}
+        if key not in buttons:
+            raise GuideDataError(f"{self.source}: phrases.buttons.{key} missing")
+        return str(buttons[key]).format(**values)
+
+    @property
+    def caveat(self) -> str:
+        return self.text("caveat")
+
+    def channel_name(self, channel: str) -> str:
+        return str(self.channels[channel].get("name", channel))
+
+    def whom_name(self, whom: Optional[str]) -> str:
+        return self.text("for_whom", whom or "", "name")
+
+    def asks_for_whom(self, channel: str) -> bool:
+        return bool(self.channels[channel].get("asks_for_whom", True))
+
+    def step_count(self, channel: str) -> int:
+        return len(self.steps[channel])
+
+    def step(self, channel: str, number: int) -> Step:
+        return self.steps[channel][number - 1]
+
+    def miniprogram_link(self) -> Optional[Tuple[str, str, str, str]]:
+        """(appid, path, https fallback, label) when fully configured, else None."""
+        link = self.doc.get("miniprogram_link") or {}
+        appid = str(link.get("appid") or "").strip()
+        path = str(link.get("path") or "").strip()
+        fallback = str(link.get("fallback_url") or "").strip()
+        label = str(link.get("label") or "").strip() or self.phrase("miniprogram_label")
+        if appid and path and fallback.startswith("https://"):
+            return appid, path, fallback, label
+        return None
+
+    # understanding free text (keywords live in the data file, not here)
+    def _match(self, text: str, table: Mapping[str, Any], key: str = "keywords") -> List[str]:
+        norm = normalize_text(text or "").lower()
+        found = []
+        for name, entry in table.items():
+            words = entry.get(key, []) if isinstance(entry, Mapping) else entry
+            if any(str(word).lower() in norm for word in words or []):
+                found.append(name)
+        return found
+
+    def parse_channel(self, text: str) -> Optional[str]:
+        found = self._match(text, self.channels)
+        return found[0] if len(found) == 1 else None
+
+    def parse_whom(self, text: str) -> Optional[str]:
+        found = self._match(text, self.doc.get("for_whom") or {})
+        if FAMILY in found:  # "我自己帮我妈弄" is for the mother
+            return FAMILY
+        return found[0] if found else None
+
+    def whom_from_earlier(self, earlier: Sequence[Tuple[str, str]]) -> Optional[str]:
+        """Who the application is for, from this session's earlier user messages
+        (intent, text), newest first: "帮我妈申请慢特病" and then "小程序" should not
+        be asked "给自己还是帮家人" again."""
+        for intent, text in earlier:
+            if intent == APPLY_FOR_OTHERS:
+                return FAMILY
+            whom = self.parse_whom(text)
+            if whom:
+                return whom
+        return None
+
+    def parse_problem(self, text: str) -> Optional[str]:
+        found = self._match(text, self.doc.get("problem_kinds") or {}, key="")
+        return found[0] if found else None
+
+    def problem_for_intent(self, intent: str) -> Optional[str]:
+        """The problem a question intent is about (ask_real_name -> face_recognition)."""
+        kind = (self.doc.get("problem_intents") or {}).get(intent or "")
+        return str(kind) if kind in self.problems else None
+
+
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_STEP_NUMBER = re.compile(r"(\d{1,2}|十[一二三四五六七八九]?|[一二两三四五六七八九])")
+
+
+def parse_step_number(value: Any) -> Optional[int]:
+    """'第3步', '3', '第三步', '去第十步' -> int; None when there is no number."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    match = _STEP_NUMBER.search(normalize_text(str(value)))
+    if not match:
+        return None
+    token = match.group(1)
+    if token.isdigit():
+        return int(token)
+    if token.startswith("十"):
+        return 10 + (_CN_DIGITS[token[1]] if len(token) > 1 else 0)
+    return _CN_DIGITS[token]

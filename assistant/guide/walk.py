@@ -1,0 +1,173 @@
+"""The walk itself: one turn in (intent, text, entities, state), replies and new state out."""
+import dataclasses
+from typing import Any, List, Mapping, Optional
+
+from assistant.guide.data import (
+    BACK, DENY, GOTO, INFORM_CHANNEL, INFORM_WHOM, RESTART, SETUP_INTENTS, START, STOP, STUCK,
+    WHOM_VALUES, GuideData, parse_step_number, payload, per_whom,
+)
+from assistant.guide.render import GuideState, Renderer, Reply, button
+
+# What the last question asked for (GuideState.awaiting).
+AWAIT_CHANNEL, AWAIT_WHOM, AWAIT_RESUME = "channel", "for_whom", "resume"
+
+
+@dataclasses.dataclass
+class Turn:
+    replies: List[Reply]
+    state: GuideState
+
+
+def _entity(entities: Mapping[str, Any], name: str) -> Optional[str]:
+    value = entities.get(name)
+    return str(value) if value not in (None, "") else None
+
+
+def handle(
+    data: GuideData,
+    intent: str,
+    text: str,
+    state: GuideState,
+    entities: Optional[Mapping[str, Any]] = None,
+    links: bool = False,
+    earlier_whom: Optional[str] = None,
+) -> Turn:
+    """One turn of the walk for a guide intent (or affirm/deny/stop while it is active).
+
+    `earlier_whom`: who the application is for, as said earlier in the session
+    (GuideData.whom_from_earlier); used instead of asking, and said so in the reply.
+    """
+    entities = entities or {}
+    render = Renderer(data, links)
+    state = dataclasses.replace(state)
+
+    if intent == RESTART:
+        state = GuideState(active=True, awaiting=AWAIT_CHANNEL)
+        return Turn([render.choose_channel(data.phrase("restarted"))], state)
+
+    if intent in (STOP, DENY):
+        state.active, state.awaiting = False, None
+        return Turn([render.paused(state)], state)
+
+    if intent == STUCK:
+        return troubleshoot(data, text, state, links)
+
+    # What the message says about channel and person (button entities first, then words).
+    channel = _entity(entities, "guide_channel")
+    channel = channel if channel in data.channels else data.parse_channel(text)
+    whom = _entity(entities, "guide_for_whom")
+    whom = whom if whom in WHOM_VALUES else data.parse_whom(text)
+    finished = (
+        state.channel is not None
+        and state.step == data.step_count(state.channel)
+        and not state.active
+    )
+    if intent == START and finished:
+        state = GuideState()  # they saw every step last time: start again from the top
+    if channel and channel != state.channel:
+        state.channel, state.step = channel, None
+    if whom:
+        state.for_whom = whom
+
+    if state.channel is None:
+        state.active, state.awaiting = True, AWAIT_CHANNEL
+        return Turn([render.choose_channel()], state)
+    prefix = ""
+    if state.for_whom is None and data.asks_for_whom(state.channel):
+        if earlier_whom not in WHOM_VALUES:
+            state.active, state.awaiting = True, AWAIT_WHOM
+            return Turn([render.choose_whom(state)], state)
+        state.for_whom = earlier_whom
+        prefix = data.text("for_whom", earlier_whom, "remembered")
+
+    total = data.step_count(state.channel)
+    if intent == GOTO:
+        number = parse_step_number(entities.get("step_number")) or parse_step_number(text)
+        if number is None or not 1 <= number <= total:
+            state.step, state.active, state.awaiting = state.step or 1, True, None
+            ask = data.phrase("goto_which") if number is None else ""
+            return Turn([render.step(state, ask + data.phrase("goto_range", total=total))], state)
+        target = number
+    elif state.step is None:
+        target = 1
+    elif intent in SETUP_INTENTS or state.awaiting in (AWAIT_CHANNEL, AWAIT_WHOM):
+        target = state.step
+        if intent == START:
+            prefix += data.phrase("resumed", step=target)
+    elif intent == BACK:
+        target = max(1, state.step - 1)
+        if state.step == 1:
+            prefix = data.phrase("first_step")
+    elif not state.active or state.awaiting == AWAIT_RESUME:
+        target = state.step  # coming back after a question or a pause: same step again
+    else:  # next / affirm
+        if state.step >= total:
+            state.active, state.awaiting = False, None
+            return Turn([render.finish()], state)
+        target = state.step + 1
+
+    state.step, state.active, state.awaiting = target, True, None
+    return Turn([render.step(state, prefix)], state)
+
+
+def troubleshoot(
+    data: GuideData, text: str, state: GuideState, links: bool = False, intent: str = ""
+) -> Turn:
+    """'人脸识别不过' during the walk: the current step's advice, then offer to continue."""
+    render = Renderer(data, links)
+    state = dataclasses.replace(state)
+    kind = data.parse_problem(text) or data.problem_for_intent(intent)
+    whom = state.for_whom
+    if not (state.channel and state.step):
+        lines = []
+        if kind and kind in data.problems:
+            problem = data.problems[kind]
+            lines.append(data.phrase("problem", title=problem["title"], text=per_whom(problem["text"], whom)))
+        lines.append(data.phrase("how_to_start"))
+        return Turn([Reply("\n".join(lines), [button(data.button("start"), payload(START))])], state)
+
+    step = data.step(state.channel, state.step)
+    keys: List[str] = []
+    header = data.phrase("stuck_here", number=step.number, title=step.title())
+    if kind and kind in step.problems:
+        keys = [kind]
+    elif kind:
+        other = next((s for s in data.steps[state.channel] if kind in s.problems), None)
+        if other is not None:
+            keys = [kind]
+            header = data.phrase("stuck_elsewhere", number=other.number, title=other.title())
+    elif step.problems:
+        keys = step.problems
+    lines = [header]
+    if keys:
+        for key in keys:
+            problem = data.problems[key]
+            lines.append("· " + data.phrase("problem", title=problem["title"],
+                                            text=per_whom(problem["text"], whom)))
+    else:
+        lines.append(data.text("generic_problem", "text"))
+    state.active, state.awaiting = True, AWAIT_RESUME
+    return Turn([render.offer_resume(state, "\n".join(lines) + "\n")], state)
+
+
+def offer_resume(data: GuideData, state: GuideState, text: str = "", links: bool = False) -> Turn:
+    """After a question answered mid-walk: '继续第4步吗？'.
+
+    When the walk was waiting for the channel or the person and the question also gave
+    it ("帮我妈申请可以吗" after "给自己还是帮家人？"), the walk goes on with that answer.
+    """
+    if state.awaiting == AWAIT_CHANNEL and data.parse_channel(text):
+        return handle(data, INFORM_CHANNEL, text, state, links=links)
+    if state.awaiting == AWAIT_WHOM and data.parse_whom(text):
+        return handle(data, INFORM_WHOM, text, state, links=links)
+    state = dataclasses.replace(state, active=True, awaiting=AWAIT_RESUME)
+    return Turn([Renderer(data, links).offer_resume(state)], state)
+
+
+def repeat(data: GuideData, state: GuideState, links: bool = False) -> Turn:
+    """"没看懂" / "啥意思" during the walk: the current step again (or the open question
+    about channel or person), with a word on how to ask about it."""
+    if not (state.channel and state.step):
+        return handle(data, START, "", state, links=links)
+    state = dataclasses.replace(state, active=True, awaiting=None)
+    return Turn([Renderer(data, links).step(state, data.text("repeat", "text"))], state)

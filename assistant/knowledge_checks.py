@@ -1,0 +1,199 @@
+"""Schema and cross-reference checks of knowledge/*.yml (the knowledge base's own files).
+
+Used by the reloading cache (assistant/content.py: a broken edit is not applied) and by
+`make validate-knowledge` (tools/validate_knowledge.py), which adds the other files' checks.
+"""
+import pathlib
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from assistant.knowledge import (
+    BASE_FIELDS, DISEASE_TOPICS, FALLBACK_FIELDS, FALLBACK_KEYS, MAX_CHARS, MAX_NEXT,
+    MAX_TITLE_CHARS, VARIANT_FIELDS, Answer, KnowledgeBase, KnowledgeError, placeholders,
+    visible_length,
+)
+from core import defaults
+from core.textnorm import normalize_text
+
+DOMAIN_DIR = defaults.ROOT / "domain"
+
+
+def _domain_intents(domain_dir: pathlib.Path) -> set:
+    intents = set()
+    for path in sorted(domain_dir.rglob("*.yml")):
+        with path.open(encoding="utf-8") as handle:
+            document = yaml.safe_load(handle) or {}
+        for entry in document.get("intents") or []:
+            intents.add(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+    return intents
+
+
+def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR) -> List[str]:
+    """Schema and cross-reference checks. Returns 'ERROR: …' / 'WARNING: …' lines."""
+    problems: List[str] = []
+
+    def error(message: str) -> None:
+        problems.append(f"ERROR: {message}")
+
+    def check_provenance(where: str, entry: Any) -> None:
+        if not isinstance(entry, dict):
+            error(f"{where}: must be a mapping")
+            return
+        if entry.get("source") not in kb.sources:
+            error(f"{where}: source {entry.get('source')!r} is not an id in sources.yml")
+        if not isinstance(entry.get("verified"), bool):
+            error(f"{where}: verified must be true or false")
+
+    # sources
+    if not kb.sources:
+        error("sources.yml: no sources")
+    for source_id, source in kb.sources.items():
+        if not isinstance(source, dict) or not source.get("title"):
+            error(f"sources.yml: {source_id} needs a title")
+
+    # contacts
+    for key in ("hotline", "window"):
+        check_provenance(f"contacts.yml: {key}", kb.contacts.get(key))
+    if not str((kb.contacts.get("hotline") or {}).get("number", "")).strip():
+        error("contacts.yml: hotline.number is empty")
+
+    # channels
+    if not any(channel.get("apply") for channel in kb.channels if isinstance(channel, dict)):
+        error("channels.yml: no channel with apply: true")
+    for index, channel in enumerate(kb.channels):
+        check_provenance(f"channels.yml: channel {index + 1}", channel)
+        if isinstance(channel, dict):
+            for key in ("id", "name", *kb.comparison_rows):
+                if key not in channel:
+                    error(f"channels.yml: channel {channel.get('id', index + 1)} lacks {key}")
+
+    # diseases: every name and alias maps to exactly one disease
+    raw = (kb.documents.get("diseases.yml") or {}).get("diseases")
+    if not isinstance(raw, list) or not raw:
+        error("diseases.yml: `diseases` must be a non-empty list")
+        raw = []
+    owners: Dict[str, List[str]] = {}
+    for index, entry in enumerate(raw):
+        where = f"diseases.yml: {entry.get('name') if isinstance(entry, dict) else index + 1}"
+        check_provenance(where, entry)
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            error(f"{where}: name missing")
+            continue
+        aliases = entry.get("aliases")
+        if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
+            error(f"{where}: aliases must be a list of names ([] if none)")
+            aliases = []
+        if not isinstance(entry.get("category"), str):
+            error(f"{where}: category missing")
+        if "criteria" not in entry or not (entry["criteria"] is None or isinstance(entry["criteria"], str)):
+            error(f"{where}: criteria must be text or null (null = not known)")
+        extras = entry.get("extra_materials")
+        if not isinstance(extras, list) or not all(isinstance(item, str) for item in extras):
+            error(f"{where}: extra_materials must be a list ([] = not known)")
+        for alias in [name, *aliases]:
+            if normalize_text(alias) != alias:
+                error(f"{where}: {alias!r} must be written in simplified, half-width form "
+                      f"({normalize_text(alias)!r})")
+            owners.setdefault(normalize_text(alias), []).append(name)
+    for alias, names in owners.items():
+        if len(names) > 1:
+            error(f"diseases.yml: {alias!r} belongs to more than one entry: {', '.join(names)}")
+
+    # intents -> topics, and every topic reachable from an intent
+    if not kb.intents:
+        error("intents.yml: no intents")
+    reached = set()
+    for intent, entry in kb.intents.items():
+        if not isinstance(entry, dict) or "topic" not in entry:
+            error(f"intents.yml: {intent} needs `topic` (a topic id or null) and `title`")
+            continue
+        topic = entry.get("topic")
+        if topic is not None and topic not in kb.topics:
+            error(f"intents.yml: {intent} -> topic {topic!r} does not exist in topics.yml")
+        reached.add(topic)
+        title = entry.get("title")
+        if not isinstance(title, str) or not title or len(title) > MAX_TITLE_CHARS:
+            error(f"intents.yml: {intent} needs a title of at most {MAX_TITLE_CHARS} characters")
+    for topic_id in kb.topics:
+        if topic_id not in reached:
+            error(f"topics.yml: topic {topic_id} is not answered for any intent in intents.yml")
+
+    # topics
+    for topic_id, topic in kb.topics.items():
+        where = f"topics.yml: {topic_id}"
+        check_provenance(where, topic)
+        if not isinstance(topic, dict):
+            continue
+        if not isinstance(topic.get("answer"), str) or not topic["answer"].strip():
+            error(f"{where}: answer missing")
+            continue
+        unknown = placeholders(topic["answer"]) - BASE_FIELDS
+        if unknown:
+            error(f"{where}: unknown placeholder(s) {sorted(unknown)}")
+        variants = topic.get("variants") or {}
+        for key in DISEASE_TOPICS.get(topic_id, ()):
+            if not isinstance(variants.get(key), str):
+                error(f"{where}: variants.{key} missing")
+        for key, template in variants.items():
+            unknown = placeholders(str(template)) - BASE_FIELDS - VARIANT_FIELDS.get(key, set())
+            if unknown:
+                error(f"{where}: variants.{key} has unknown placeholder(s) {sorted(unknown)}")
+        next_intents = topic.get("next") or []
+        if len(next_intents) > MAX_NEXT:
+            error(f"{where}: at most {MAX_NEXT} follow-up questions in next")
+        for intent in next_intents:
+            if intent not in kb.intents:
+                error(f"{where}: next {intent!r} is not in intents.yml")
+    if "materials" in kb.topics and not (kb.topics["materials"].get("items")):
+        error("topics.yml: materials.items (the general list) is empty")
+    for key in FALLBACK_KEYS:
+        if not isinstance(kb.fallback.get(key), str):
+            error(f"topics.yml: fallback.{key} missing")
+        else:
+            unknown = placeholders(kb.fallback[key]) - BASE_FIELDS - FALLBACK_FIELDS.get(key, set())
+            if unknown:
+                error(f"topics.yml: fallback.{key} has unknown placeholder(s) {sorted(unknown)}")
+    check_provenance("topics.yml: fallback", kb.fallback)
+    if not isinstance(kb.caveat_template, str) or "{hotline}" not in kb.caveat_template:
+        error("topics.yml: caveat must mention {hotline}")
+
+    if any(problem.startswith("ERROR") for problem in problems):
+        return problems  # rendering would only repeat the same problems
+
+    # every answer renders, within the length limit, for the cases the bot meets
+    samples: List[Tuple[str, Answer]] = []
+    verified = [d.name for d in kb.diseases if d.verified][:1]
+    unverified = [d.name for d in kb.diseases if not d.verified][:1]
+    try:
+        for topic_id in kb.topics:
+            samples.append((topic_id, kb.answer_topic(topic_id)))
+        for topic_id in DISEASE_TOPICS:
+            if topic_id in kb.topics:
+                for names, unknown in ((verified, []), (unverified, []), (verified + unverified, []),
+                                       ([], ["白癜风"]), (verified, ["白癜风"])):
+                    samples.append((f"{topic_id} {names + unknown}", kb.answer_topic(topic_id, names, unknown)))
+        first_two = [intent for intent, entry in kb.intents.items() if entry.get("title")][:2]
+        samples.append(("fallback", kb.fallback_question(first_two)))
+        samples.append(("handoff", kb.handoff()))
+    except (KeyError, ValueError, IndexError, KnowledgeError) as exc:
+        error(f"rendering failed: {exc!r}")
+        return problems
+    for label, answer in samples:
+        for message in answer.messages:
+            if visible_length(message) > MAX_CHARS:
+                error(f"{label}: a message has {visible_length(message)} characters (max {MAX_CHARS})")
+
+    # domain cross-check: every answered intent must exist, or nobody can reach its topic
+    if domain_dir is not None and pathlib.Path(domain_dir).exists():
+        declared = _domain_intents(pathlib.Path(domain_dir))
+        for intent, entry in kb.intents.items():
+            if intent not in declared:
+                level = "WARNING" if entry.get("topic") is None else "ERROR"
+                problems.append(f"{level}: intents.yml: {intent} is not declared in {domain_dir}")
+    return problems
+
+

@@ -1,0 +1,1 @@
+"""Pure helpers shared by several processes: no Rasa, no sanic (docs/architecture.md)."""

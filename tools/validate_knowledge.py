@@ -1,0 +1,165 @@
+"""`make validate-knowledge`: every file under knowledge/ checked, and the hotline written once.
+
+    python -m tools.validate_knowledge            # exit 1 on errors
+
+Checks the knowledge base (assistant/knowledge_checks.py), the guide's steps (rendered
+once each), the WeChat menu, the named-text files (every text rendered), the domain's
+responses, and that no hotline-like number in code, domain, web assets or knowledge
+differs from knowledge/contacts.yml (texts in knowledge/ must write it as {hotline}).
+"""
+import argparse
+import pathlib
+import re
+import string
+import sys
+from typing import Iterable, List
+
+import yaml
+
+from assistant import guide
+from assistant.contacts import DEFAULTS, contact_context, contact_fields
+from assistant.content import TextsError, texts
+from assistant.knowledge import KnowledgeBase, KnowledgeError
+from assistant.knowledge_checks import DOMAIN_DIR, validate
+from core import defaults
+from wechat_channel.endpoint import REPLY_KEYS
+from wechat_channel.menu import MenuError, load_menu
+
+ROOT = defaults.ROOT
+KNOWLEDGE_DIR = defaults.KNOWLEDGE_DIR
+
+# Files of named texts and what each needs.
+TEXT_FILES = ("progress_replies", "channel_texts", "responses")
+REQUIRED_TEXTS = {
+    "channel_texts": ["plain_buttons"] + [f"wechat_{key}" for key in REPLY_KEYS],
+}
+LAST_RESORT_KEYS = ("answers_unavailable", "handoff", "guide_unavailable", "not_understood",
+                    "progress_unavailable")
+
+# Where a hotline could be written out: code, the domain, web assets and knowledge texts.
+SCANNED = ("actions", "assistant", "channels", "core", "progress_service", "tools", "web",
+           "wechat_channel", "domain", "knowledge")
+SCANNED_SUFFIXES = {".py", ".yml", ".yaml", ".js", ".html", ".css", ".txt"}
+# Chinese public-service hotlines are five digits starting 123, optionally with an area
+# code in front; an id such as hotline_<number> in sources.yml is not one.
+HOTLINE_LIKE = re.compile(r"(?<![0-9A-Za-z_.])(?:0\d{2,3}-)?(123\d\d)(?![0-9A-Za-z_])")
+
+
+def _placeholder_names(template: str) -> List[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+def check_text_files(directory: pathlib.Path) -> List[str]:
+    problems = []
+    for name in TEXT_FILES:
+        try:
+            named = texts(name, directory)
+        except TextsError as error:
+            problems.append(f"ERROR: {error}")
+            continue
+        for required in REQUIRED_TEXTS.get(name, []):
+            if required not in named:
+                problems.append(f"ERROR: {name}.yml: text {required!r} missing")
+        for key, template in named.templates.items():
+            sample = {field: "…" for field in _placeholder_names(template)}
+            try:
+                named.render(key, **sample)
+            except (KeyError, ValueError, IndexError) as error:
+                problems.append(f"ERROR: {name}.yml: {key} does not render: {error!r}")
+    return problems
+
+
+def check_contacts(directory: pathlib.Path) -> List[str]:
+    path = directory / "contacts.yml"
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        return [f"ERROR: contacts.yml: {error}"]
+    problems = []
+    fields = contact_fields(document)
+    if fields["hotline"] != DEFAULTS["hotline"]:
+        problems.append(f"ERROR: contacts.yml hotline {fields['hotline']} differs from the built-in "
+                        f"default in assistant/contacts.py ({DEFAULTS['hotline']}); change both")
+    last_resort = document.get("last_resort") or {}
+    for key in LAST_RESORT_KEYS:
+        template = last_resort.get(key)
+        if not isinstance(template, str) or not template.strip():
+            problems.append(f"ERROR: contacts.yml: last_resort.{key} missing")
+            continue
+        try:
+            template.format_map(fields)
+        except (KeyError, ValueError, IndexError) as error:
+            problems.append(f"ERROR: contacts.yml: last_resort.{key} does not render: {error!r}")
+    return problems
+
+
+def _scanned_files(root: pathlib.Path) -> Iterable[pathlib.Path]:
+    for folder in SCANNED:
+        base = root / folder
+        if base.exists():
+            for path in sorted(base.rglob("*")):
+                if path.is_file() and path.suffix in SCANNED_SUFFIXES and "generated" not in path.parts:
+                    yield path
+
+
+def check_hotline_written_once(root: pathlib.Path, hotline: str) -> List[str]:
+    """No other hotline-like number anywhere; in knowledge/ texts the number itself only in
+    contacts.yml and in source titles (sources.yml)."""
+    problems = []
+    own = {"contacts.yml", "sources.yml"}
+    for path in _scanned_files(root):
+        relative = path.relative_to(root)
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for match in HOTLINE_LIKE.finditer(line):
+                if match.group(1) != hotline:
+                    problems.append(f"ERROR: {relative}:{number}: hotline-like number {match.group(0)} "
+                                    f"differs from contacts.yml ({hotline})")
+                elif relative.parts[0] == "knowledge" and path.name not in own \
+                        and not line.lstrip().startswith("#"):
+                    problems.append(f"ERROR: {relative}:{number}: write the hotline as {{hotline}} "
+                                    "(from contacts.yml), not as a number")
+    return problems
+
+
+def validate_all(knowledge_dir: pathlib.Path = KNOWLEDGE_DIR, domain_dir: pathlib.Path = DOMAIN_DIR,
+                 root: pathlib.Path = ROOT) -> List[str]:
+    try:
+        kb = KnowledgeBase.load(knowledge_dir)
+    except KnowledgeError as error:
+        return [f"ERROR: {error}"]
+    problems = validate(kb, domain_dir)
+    problems += guide.validate_file(knowledge_dir / "guide_steps.yml", sources=list(kb.sources))
+    try:
+        load_menu(knowledge_dir / "wechat_menu.yml", placeholders=contact_context(knowledge_dir))
+    except MenuError as error:
+        problems.append(f"ERROR: wechat_menu.yml: {error}")
+    problems += check_text_files(knowledge_dir)
+    problems += check_contacts(knowledge_dir)
+    problems += check_hotline_written_once(root, contact_context(knowledge_dir)["hotline"])
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Check knowledge/*.yml")
+    parser.add_argument("--validate", action="store_true", help="validate (the default action)")
+    parser.add_argument("--knowledge", default=str(KNOWLEDGE_DIR))
+    parser.add_argument("--domain", default=str(DOMAIN_DIR))
+    args = parser.parse_args(argv)
+    knowledge_dir = pathlib.Path(args.knowledge)
+    problems = validate_all(knowledge_dir, pathlib.Path(args.domain))
+    for problem in problems:
+        print(problem)
+    errors = [problem for problem in problems if problem.startswith("ERROR")]
+    try:
+        kb = KnowledgeBase.load(knowledge_dir)
+        aliases = sum(len(d.aliases) for d in kb.diseases)
+        summary = (f"{len(kb.topics)} topics, {len(kb.intents)} intents, {len(kb.diseases)} diseases "
+                   f"({aliases} aliases), {len(kb.channels)} channels, {len(kb.sources)} sources")
+    except KnowledgeError:
+        summary = "unreadable"
+    print(f"knowledge: {summary} — " + ("FAILED" if errors else "OK"))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
