@@ -26,7 +26,6 @@ PROGRESS_TIMEOUT_SECONDS = float(_env("PROGRESS_TIMEOUT_SECONDS", str(defaults.P
 # Worker threads for lookups (a pool of their own, so a stuck service cannot starve
 # the action server's default pool).
 PROGRESS_LOOKUP_THREADS = int(_env("PROGRESS_LOOKUP_THREADS", "4"))
-PROGRESS_APPLICATION_NO_PATTERN = _env("PROGRESS_APPLICATION_NO_PATTERN", defaults.APPLICATION_NO_PATTERN)
 # Failed attempts (bad format or no match) in one conversation before the bot stops
 # asking and offers the hotline.
 PROGRESS_MAX_ATTEMPTS = int(_env("PROGRESS_MAX_ATTEMPTS", "3"))

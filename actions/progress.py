@@ -22,7 +22,8 @@ from actions.reply import send
 from assistant.contacts import last_resort
 from assistant.content import texts
 from core.formats import (
-    CHINA_TZ, STATUS_LABELS, normalize_application_no, normalize_id_last4,
+    CHINA_TZ, STATUS_LABELS, find_application_no, is_plausible_application_no,
+    normalize_application_no, normalize_id_last4,
 )
 from core.privacy import mask_id_card_numbers
 from core.progress_client import LookupResult, ProgressClient
@@ -76,7 +77,20 @@ def _attempts(tracker: Tracker) -> int:
 
 
 def _asking(tracker: Tracker, slot: str) -> bool:
-    return tracker.active_loop_name == FORM and tracker.get_slot("requested_slot") == slot
+    return (tracker.active_loop_name == FORM and tracker.get_slot("requested_slot") == slot
+            and not _latest_message_used(tracker))
+
+
+def _latest_message_used(tracker: Tracker) -> bool:
+    """True when a lookup already ran on the latest user message: after "没查到" the form
+    starts again on the same message, which must not be read as the next answer (it would
+    try the same digits as a number, then as a suffix, and use up the attempts)."""
+    for event in reversed(tracker.events or []):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "action" and event.get("name") == "action_check_progress":
+            return True
+    return False
 
 
 def _day(value: Optional[str]) -> str:
@@ -142,8 +156,11 @@ def retry_time(retry_after: int, now: Optional[dt.datetime] = None) -> Dict[str,
 
 
 class ValidateProgressForm(FormValidationAction):
-    def __init__(self, pattern: Optional[str] = None, max_attempts: Optional[int] = None):
-        self.pattern = re.compile(pattern or config.PROGRESS_APPLICATION_NO_PATTERN)
+    """The number is not checked against a format (the real one is not known): anything
+    that plausibly is one (letters and digits, at least 4, with a digit) goes to the
+    service, which decides; a miss is answered as "没查到" with the possible reasons."""
+
+    def __init__(self, max_attempts: Optional[int] = None):
         self.max_attempts = max_attempts or config.PROGRESS_MAX_ATTEMPTS
 
     def name(self) -> Text:
@@ -153,7 +170,7 @@ class ValidateProgressForm(FormValidationAction):
     async def extract_application_no(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                      domain: DomainDict) -> Dict[Text, Any]:
         entity = next(tracker.get_latest_entity_values("application_no"), None)
-        if entity:
+        if entity and not _latest_message_used(tracker):
             return {"application_no": entity}
         if _asking(tracker, "application_no") and DIGIT.search(_latest_text(tracker)):
             # an attempt; validation decides. A full ID number typed here is kept masked.
@@ -190,14 +207,21 @@ class ValidateProgressForm(FormValidationAction):
 
     async def validate_application_no(self, value: Any, dispatcher: CollectingDispatcher,
                                       tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        number = normalize_application_no(value if isinstance(value, str) else "")
-        if number and self.pattern.match(number):
+        if value is None:  # cleared by the lookup itself, not an answer: nothing to count
+            return {"application_no": None}
+        text = value if isinstance(value, str) else ""
+        number = normalize_application_no(text)
+        if not is_plausible_application_no(number):
+            number = find_application_no(text)  # "编号是 2025-000104"
+        if is_plausible_application_no(number):
             return {"application_no": number}
         return self._failed(tracker, "application_no", dispatcher,
                             "bad_application_no")
 
     async def validate_id_last4(self, value: Any, dispatcher: CollectingDispatcher,
                                 tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        if value is None:  # cleared by the lookup itself, not an answer: nothing to count
+            return {"id_last4": None}
         suffix = normalize_id_last4(value if isinstance(value, str) else "")
         if suffix:
             return {"id_last4": suffix}

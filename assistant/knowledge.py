@@ -27,15 +27,21 @@ KNOWLEDGE_DIR = defaults.KNOWLEDGE_DIR
 # guide_steps.yml) belong to other parts of the assistant and are not read here.
 FILES = ("sources.yml", "contacts.yml", "channels.yml", "diseases.yml", "topics.yml", "intents.yml")
 
-MAX_CHARS = 300  # per message, whitespace not counted: short replies for older readers
+MAX_CHARS = 200  # per message, whitespace not counted: short replies for older readers
+# Where possible a message stays within this (assistant/presentation.py: SOFT_CHARS): the
+# disease and materials answers are sent as two short messages rather than one long one.
+PREFERRED_CHARS = 120
 MAX_TITLE_CHARS = 10
 MAX_NEXT = 3
 
 # Topics whose answers depend on the disease(s) asked about, and the templates they need.
+# A reply carries the hedge ("以…为准") and the hotline at most once and ends with one
+# next step: `check_list` (coverage) and `unknown_note` (materials) are said once however
+# many diseases need checking, and then take the place of `footer`.
 DISEASE_TOPICS = {
     "disease_coverage": ("verified_line", "unverified_line", "criteria_line", "no_criteria",
-                         "footer", "unknown", "unknown_unnamed"),
-    "materials": ("for_diseases", "extras_known", "extras_unknown", "unknown_note"),
+                         "footer", "unknown", "unknown_unnamed", "check_list"),
+    "materials": ("for_diseases", "extras_known", "extras_unknown", "unknown_note", "footer"),
 }
 FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff", "no_content", "not_understood")
 
@@ -260,7 +266,7 @@ class KnowledgeBase:
             lines.append(self.caveat())
         return Answer(
             topic=topic_id,
-            messages=pack(lines),
+            messages=pack(lines, preferred=PREFERRED_CHARS if topic_id in DISEASE_TOPICS else None),
             buttons=self.suggestions(topic_id),
             diseases=[disease.name for disease in known],
             unknown=unknown,
@@ -269,7 +275,8 @@ class KnowledgeBase:
     def _coverage_lines(self, topic, known: List[Disease], unknown: List[str]) -> List[str]:
         variants = topic.get("variants") or {}
         if not known and not unknown:
-            return [self._render(topic["answer"])]
+            # the catalogue: each line of the answer may go out as a message of its own
+            return self._render(topic["answer"]).split("\n")
         per_disease = []
         for disease in known:
             key = "verified_line" if disease.verified else "unverified_line"
@@ -283,17 +290,26 @@ class KnowledgeBase:
         lines = per_disease if len(per_disease) == 1 else [
             f"{index}. {line}" for index, line in enumerate(per_disease, start=1)
         ]
-        if any(not disease.criteria for disease in known):
+        # criteria matter once a disease is on the list: said for the national-list ones only
+        # (for the others, whether they are on 南充's list at all comes first)
+        if any(disease.verified and not disease.criteria for disease in known):
             lines.append(self._render(variants["no_criteria"]))
-        if known:
+        # one next step: check the official list (said once, with the one hedge and the
+        # hotline) when any disease is not confirmed or not known, else the materials
+        if unknown or any(not disease.verified for disease in known):
+            lines.append(self._render(variants["check_list"]))
+        elif known:
             lines.append(self._render(variants["footer"]))
         return lines
 
     def _materials_lines(self, topic, known: List[Disease], unknown: List[str]) -> List[str]:
         variants = topic.get("variants") or {}
-        notes = [self._render(variants["unknown_note"], name=name) for name in unknown]
+        # the unknown names in one line (one hotline), which is then the next step; the
+        # template quotes {name}: “白癜风”, or “白癜风”“痛风” for several
+        ending = [self._render(variants["unknown_note"], name="”“".join(unknown))] if unknown else [
+            self._render(variants["footer"])]
         if not known:
-            return [self._render(topic["answer"]), *notes]
+            return [self._render(topic["answer"]), *ending]
         extras = []
         for disease in known:
             if disease.extra_materials:
@@ -302,7 +318,7 @@ class KnowledgeBase:
         if any(not disease.extra_materials for disease in known):
             extras.append(self._render(variants["extras_unknown"]))
         names = "".join(f"「{disease.name}」" for disease in known)
-        return [self._render(variants["for_diseases"], names=names, extras="\n".join(extras)), *notes]
+        return [self._render(variants["for_diseases"], names=names, extras="\n".join(extras)), *ending]
 
     # --- fallback ladder --------------------------------------------------------------
     def fallback_question(self, intents: Sequence[str]) -> Optional[Answer]:
@@ -349,8 +365,10 @@ class KnowledgeBase:
         return list(dict.fromkeys(name for _, name in sorted(found)))
 
 
-def pack(lines: Sequence[str], limit: int = MAX_CHARS) -> List[str]:
-    """Join lines into as few messages as possible, each within `limit` characters."""
+def pack(lines: Sequence[str], limit: int = MAX_CHARS, preferred: Optional[int] = None) -> List[str]:
+    """Join lines into as few messages as possible, each within `limit` characters (and
+    within `preferred` unless a line alone is longer)."""
+    limit = min(limit, preferred or limit)
     messages: List[str] = []
     current: List[str] = []
     for line in lines:

@@ -5,9 +5,40 @@ Every action sends through actions/reply.py, which reads the profile here: butto
 "1. …" lines itself), mini-program links (WeChat only) and a length limit per message.
 """
 import dataclasses
-from typing import Dict, List, Optional
+import re
+from typing import Dict, List, Optional, Sequence
 
-from assistant.knowledge import MAX_CHARS, pack
+from assistant.knowledge import MAX_CHARS, pack, visible_length
+
+# Replies are read on a phone, often by older people at a large font size: one message
+# should fit SOFT_CHARS visible characters where possible and never exceed HARD_CHARS
+# (a longer text goes out as two messages). make validate-knowledge enforces both rules
+# below on every reply the bot can render (the soft limit as a list to work through).
+SOFT_CHARS = 120
+HARD_CHARS = MAX_CHARS
+# A hedge such as "以实际界面为准" / "以南充市医保部门最新官方指引为准".
+HEDGE = re.compile(r"以[^。；，！？\n]{0,24}为准")
+
+
+def reply_problems(messages: Sequence[str], hotline: str) -> List[str]:
+    """Breaches of the reading rules in one reply (the messages of one turn): a message
+    over HARD_CHARS, the hedge or the hotline more than once."""
+    problems = []
+    for message in messages:
+        if visible_length(message) > HARD_CHARS:
+            problems.append(f"a message has {visible_length(message)} characters (max {HARD_CHARS})")
+    text = "\n".join(messages)
+    hedges = HEDGE.findall(text)
+    if len(hedges) > 1:
+        problems.append(f"{len(hedges)} hedges in one reply: {'; '.join(hedges)}")
+    if hotline and text.count(hotline) > 1:
+        problems.append(f"the hotline {text.count(hotline)} times in one reply")
+    return problems
+
+
+def long_messages(messages: Sequence[str]) -> List[int]:
+    """Lengths of the messages over SOFT_CHARS."""
+    return [visible_length(m) for m in messages if visible_length(m) > SOFT_CHARS]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,10 +23,5 @@ PROGRESS_DATABASE_URL = f"sqlite:///{STATE_DIR / 'progress.db'}"
 DEV_SECRETS_FILE = STATE_DIR / "secrets.env"
 AGENT_DB = STATE_DIR / "agents.db"
 
-# ASSUMPTION: the real application-number format is unknown. Applied after normalisation
-# (half-width, upper case, spaces and dashes removed); PROGRESS_APPLICATION_NO_PATTERN
-# overrides it in every process that reads numbers.
-APPLICATION_NO_PATTERN = r"^[A-Z]{2}\d{8,20}$"
-
 # One request to the progress service, connect + answer.
 PROGRESS_TIMEOUT_SECONDS = 2.0

@@ -23,9 +23,16 @@ _LABEL_TO_CODE = {label: code for code, label in STATUS_LABELS.items()}
 
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 
-# What any number must look like for the service to bother looking it up. The bot
-# applies the stricter, configurable PROGRESS_APPLICATION_NO_PATTERN on top.
+# What any number must look like for the service to bother looking it up. The real
+# format is not known, so nobody applies a stricter one: the bot and the console send
+# anything plausible (is_plausible_application_no) and the service decides.
 SANE_APPLICATION_NO = re.compile(r"^[A-Z0-9]{4,64}$")
+
+
+def is_plausible_application_no(number: str) -> bool:
+    """A normalised number that could be an application number: 4-64 letters and digits,
+    at least one of them a digit."""
+    return bool(SANE_APPLICATION_NO.match(number or "")) and any(ch.isdigit() for ch in number)
 ID_LAST4 = re.compile(r"^[0-9]{3}[0-9X]$")
 _SEPARATORS = re.compile(r"[\s\-_‐‑‒–—―−－]+")
 
@@ -35,6 +42,22 @@ def normalize_application_no(text: Optional[str]) -> str:
     if not text:
         return ""
     return _SEPARATORS.sub("", to_halfwidth(str(text))).strip().upper()
+
+
+# A run of letters, digits and separators that contains a digit: what someone types as an
+# application number ("NC-2025 0001 04", "编号是2025000104"). The real format is not known.
+_MASKED_ID = re.compile(r"\*+[0-9A-Za-z]*")
+_NUMBER_RUN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|[\s\-_‐‑‒–—―−－](?=[A-Za-z0-9]))*")
+
+
+def find_application_no(text: Optional[str]) -> str:
+    """The longest letters-and-digits run (with a digit) in free text, normalised; ''
+    when there is none that could be a number (fewer than 4 characters)."""
+    # a masked ID number ("**************1234") is not a number someone typed on purpose
+    text = _MASKED_ID.sub(" ", to_halfwidth(str(text or "")))
+    candidates = [normalize_application_no(match.group(0)) for match in _NUMBER_RUN.finditer(text)]
+    candidates = [c for c in candidates if is_plausible_application_no(c)]
+    return max(candidates, key=len) if candidates else ""
 
 
 def normalize_id_last4(text: Optional[str]) -> str:

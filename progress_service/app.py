@@ -48,7 +48,6 @@ class ServiceSettings:
     agent_secret: str
     max_failures: int = 5
     window_seconds: int = 900
-    number_pattern: Optional[str] = None
 
     @classmethod
     def from_config(cls) -> "ServiceSettings":
@@ -60,7 +59,6 @@ class ServiceSettings:
             agent_secret=config.AGENT_SECRET,
             max_failures=config.LOCKOUT_MAX_FAILURES,
             window_seconds=config.LOCKOUT_WINDOW_SECONDS,
-            number_pattern=config.APPLICATION_NO_PATTERN,
         )
 
     def missing(self):

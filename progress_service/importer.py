@@ -10,7 +10,6 @@ import dataclasses
 import io
 import os
 import pathlib
-import re
 import sys
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -68,8 +67,8 @@ def decode(data: bytes) -> Tuple[str, str]:
         raise ImportRejected(["文件编码无法识别：请保存为 UTF-8 或 GBK（Excel 的“CSV”）格式"])
 
 
-def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool,
-                 number_pattern: Optional[str] = None) -> Tuple[Optional[Record], List[str], List[str]]:
+def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool
+                 ) -> Tuple[Optional[Record], List[str], List[str]]:
     """Validate one record (CSV row or pushed JSON). Returns (record, errors, warnings)."""
     errors: List[str] = []
     warnings: List[str] = []
@@ -87,8 +86,6 @@ def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool,
         pass  # already reported above
     elif not SANE_APPLICATION_NO.match(number):
         errors.append("application_no 为空或含有字母数字以外的字符")
-    elif number_pattern and not re.match(number_pattern, number):
-        warnings.append(f"application_no 不符合 PROGRESS_APPLICATION_NO_PATTERN（{number_pattern}），机器人会当作格式错误")
 
     id_last4 = None
     if text("id_last4") or require_identity:
@@ -138,7 +135,7 @@ def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool,
     return record, [], warnings
 
 
-def parse_csv(data: bytes, number_pattern: Optional[str] = None) -> ParsedFile:
+def parse_csv(data: bytes) -> ParsedFile:
     """Every row checked; raises ImportRejected listing each bad line."""
     content, encoding = decode(data)
     reader = csv.reader(io.StringIO(content, newline=""))
@@ -177,7 +174,7 @@ def parse_csv(data: bytes, number_pattern: Optional[str] = None) -> ParsedFile:
             errors.append(f"第{start_line}行：应有{len(COLUMNS)}列，实际{len(row)}列")
             continue
         record, row_errors, row_warnings = check_fields(
-            dict(zip(COLUMNS, row)), require_identity=True, number_pattern=number_pattern)
+            dict(zip(COLUMNS, row)), require_identity=True)
         errors += [f"第{start_line}行：{message}" for message in row_errors]
         warnings += [f"第{start_line}行：{message}" for message in row_warnings]
         if record:
@@ -193,9 +190,9 @@ def parse_csv(data: bytes, number_pattern: Optional[str] = None) -> ParsedFile:
     return ParsedFile(records, encoding, warnings)
 
 
-def import_file(path: str, store, number_pattern: Optional[str] = None) -> Dict[str, object]:
+def import_file(path: str, store) -> Dict[str, object]:
     with open(path, "rb") as handle:
-        parsed = parse_csv(handle.read(), number_pattern)
+        parsed = parse_csv(handle.read())
     counts = store.upsert_all(parsed.records, source="import")
     return {"rows": len(parsed.records), "encoding": parsed.encoding,
             "warnings": parsed.warnings, **counts}
@@ -235,7 +232,7 @@ def main(argv=None) -> int:
         key = ensure_dev_secrets(config.DEV_SECRETS_FILE)["PROGRESS_ID_HASH_KEY"]
     store = ProgressStore(make_engine(config.DATABASE_URL), key)
     try:
-        result = import_file(args.file, store, config.APPLICATION_NO_PATTERN)
+        result = import_file(args.file, store)
     except ImportRejected as rejected:
         print("文件未导入（没有写入任何数据），请改正后重新导入：", file=sys.stderr)
         for message in rejected.errors:

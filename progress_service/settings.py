@@ -30,8 +30,6 @@ AGENT_SECRET = _env("PROGRESS_AGENT_SECRET")
 # the window lock further lookups until the window has passed.
 LOCKOUT_MAX_FAILURES = int(_env("PROGRESS_LOCKOUT_MAX_FAILURES", "5"))
 LOCKOUT_WINDOW_SECONDS = int(_env("PROGRESS_LOCKOUT_WINDOW_SECONDS", "900"))
-# The importer warns about numbers the bot would reject by this pattern.
-APPLICATION_NO_PATTERN = _env("PROGRESS_APPLICATION_NO_PATTERN", defaults.APPLICATION_NO_PATTERN)
 # Where `make run` keeps generated development secrets (git-ignored).
 DEV_SECRETS_FILE = pathlib.Path(_env("PROGRESS_DEV_SECRETS_FILE", str(defaults.DEV_SECRETS_FILE)))
 STATE_DIR = defaults.STATE_DIR

@@ -17,10 +17,12 @@ from typing import Iterable, List
 import yaml
 
 from assistant import guide
-from assistant.contacts import DEFAULTS, contact_context, contact_fields
+from assistant.contacts import DEFAULTS, contact_context, contact_fields, last_resort
+from assistant.guide.loading import all_replies
 from assistant.content import TextsError, texts
 from assistant.knowledge import KnowledgeBase, KnowledgeError
 from assistant.knowledge_checks import DOMAIN_DIR, validate
+from assistant.presentation import SOFT_CHARS, long_messages, reply_problems
 from core import defaults
 from wechat_channel.endpoint import REPLY_KEYS
 from wechat_channel.menu import MenuError, load_menu
@@ -121,6 +123,50 @@ def check_hotline_written_once(root: pathlib.Path, hotline: str) -> List[str]:
     return problems
 
 
+def rendered_replies(kb: KnowledgeBase, knowledge_dir: pathlib.Path):
+    """(label, messages of one reply) for every reply the bot can render from knowledge/."""
+    for topic_id in kb.topics:
+        yield f"topics.yml {topic_id}", kb.answer_topic(topic_id).messages
+    verified = [d.name for d in kb.diseases if d.verified][:1]
+    unverified = [d.name for d in kb.diseases if not d.verified][:1]
+    for topic_id in ("disease_coverage", "materials"):
+        if topic_id in kb.topics:
+            for names, unknown in ((verified, []), (unverified, []), (verified + unverified, []),
+                                   ([], ["白癜风"]), (verified, ["白癜风"])):
+                yield f"topics.yml {topic_id} {names + unknown}", kb.answer_topic(topic_id, names, unknown).messages
+    first_two = [intent for intent, entry in kb.intents.items() if entry.get("title")][:2]
+    question = kb.fallback_question(first_two)
+    if question is not None:
+        yield "topics.yml fallback question", question.messages
+    for name, answer in (("handoff", kb.handoff()), ("not_understood", kb.not_understood()),
+                         ("no_content", kb.no_content())):
+        yield f"topics.yml fallback {name}", answer.messages
+    data = guide.load_guide(knowledge_dir / "guide_steps.yml")
+    for label, reply in all_replies(data):
+        yield f"guide_steps.yml {label}", [reply.text]
+    for name in TEXT_FILES:
+        named = texts(name, knowledge_dir)
+        for key, template in named.templates.items():
+            sample = {field: "…" for field in _placeholder_names(template)}
+            yield f"{name}.yml {key}", [named.render(key, **sample)]
+    for key in LAST_RESORT_KEYS:
+        yield f"contacts.yml last_resort.{key}", [last_resort(key, knowledge_dir)]
+
+
+def check_reply_rules(kb: KnowledgeBase, knowledge_dir: pathlib.Path) -> List[str]:
+    """Every rendered reply: no message over the hard limit, the hedge and the hotline at
+    most once; the messages over the soft limit listed as warnings."""
+    hotline = contact_context(knowledge_dir)["hotline"]
+    problems, long = [], []
+    for label, messages in rendered_replies(kb, knowledge_dir):
+        problems += [f"ERROR: {label}: {problem}" for problem in reply_problems(messages, hotline)]
+        long += [f"{label} ({length})" for length in long_messages(messages)]
+    problems, long = list(dict.fromkeys(problems)), list(dict.fromkeys(long))  # the guide renders twice
+    if long:
+        problems.append(f"WARNING: {len(long)} messages over {SOFT_CHARS} characters: " + "; ".join(long))
+    return problems
+
+
 def validate_all(knowledge_dir: pathlib.Path = KNOWLEDGE_DIR, domain_dir: pathlib.Path = DOMAIN_DIR,
                  root: pathlib.Path = ROOT) -> List[str]:
     try:
@@ -135,6 +181,10 @@ def validate_all(knowledge_dir: pathlib.Path = KNOWLEDGE_DIR, domain_dir: pathli
         problems.append(f"ERROR: wechat_menu.yml: {error}")
     problems += check_text_files(knowledge_dir)
     problems += check_contacts(knowledge_dir)
+    try:
+        problems += check_reply_rules(kb, knowledge_dir)
+    except Exception as error:  # noqa: BLE001 - a broken file is reported above; say what failed here
+        problems.append(f"ERROR: rendering every reply failed: {error!r}")
     problems += check_hotline_written_once(root, contact_context(knowledge_dir)["hotline"])
     return problems
 

@@ -96,7 +96,6 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         RasaClient(config.rasa_url, config.rasa_auth_token, config.outbound_timeout),
         ProgressClient(config.progress_url, config.progress_api_key, config.outbound_timeout),
         agent_secret=config.progress_agent_secret,
-        application_no_pattern=config.application_no_pattern,
     )
     throttle = LoginThrottle()
     app.ctx.store, app.ctx.console, app.ctx.web_config = store, console, config

@@ -36,8 +36,6 @@ class WebConfig:
     # console issues each signed-in agent's X-Agent-Token (see core/agent_tokens.py)
     progress_api_key: str = ""
     progress_agent_secret: str = ""
-    # what an application number looks like after normalisation (same variable as the bot)
-    application_no_pattern: str = defaults.APPLICATION_NO_PATTERN
     # agent accounts, sessions and the console's own audit trail
     agent_db: pathlib.Path = defaults.AGENT_DB
     # a console session ends after this many seconds without a request
@@ -74,8 +72,6 @@ class WebConfig:
             progress_url=environ.get("PROGRESS_SERVICE_URL", cls.progress_url).rstrip("/"),
             progress_api_key=environ.get("PROGRESS_API_KEY", ""),
             progress_agent_secret=environ.get("PROGRESS_AGENT_SECRET", ""),
-            application_no_pattern=environ.get("PROGRESS_APPLICATION_NO_PATTERN")
-            or cls.application_no_pattern,
             agent_db=pathlib.Path(environ.get("AGENT_DB", str(cls.agent_db))),
             session_idle_seconds=int(environ.get("AGENT_SESSION_IDLE_SECONDS", cls.session_idle_seconds)),
             cookie_secure=_flag(environ.get("AGENT_COOKIE_SECURE", "0")),

@@ -11,12 +11,11 @@ Every call has a timeout; when a service does not answer the agent sees a short
 message and the hotline fallback instead of an error.
 """
 import logging
-import re
 from typing import Any, Dict, Optional
 
 from assistant.content import texts
 from core.agent_tokens import issue_agent_token
-from core.formats import normalize_application_no
+from core.formats import is_plausible_application_no, normalize_application_no
 from core.progress_client import ProgressClient  # the one client for the progress service
 from web import knowledge_view
 from web.agents import mask
@@ -34,16 +33,15 @@ def say(name: str) -> str:
 
 class Console:
     def __init__(self, rasa: RasaClient, progress: ProgressClient, agent_secret: str,
-                 application_no_pattern: str, token_ttl_seconds: int = 600):
+                 token_ttl_seconds: int = 600):
         self.rasa = rasa
         self.progress = progress
         self.agent_secret = agent_secret
-        self.application_no = re.compile(application_no_pattern)
         self.token_ttl_seconds = token_ttl_seconds
 
     def looks_like_application_no(self, query: str) -> Optional[str]:
         number = normalize_application_no(query)
-        return number if self.application_no.match(number) else None
+        return number if is_plausible_application_no(number) else None
 
     async def search(self, agent: str, query: str, audit) -> Dict[str, Any]:
         """`audit(kind, subject, outcome)` records the lookup in the console's trail."""

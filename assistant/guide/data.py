@@ -26,7 +26,9 @@ STUCK = "guide_stuck"
 STOP = "stop"
 AFFIRM = "affirm"
 DENY = "deny"
+OVERVIEW = "ask_process"  # "申请流程" / "要走哪些步骤": the whole process, then the walk offered
 SETUP_INTENTS = (START, INFORM_CHANNEL, INFORM_WHOM)
+CONTINUE_INTENTS = (NEXT, AFFIRM)  # "下一步", "好", "继续", "嗯"
 APPLY_FOR_OTHERS = "ask_apply_for_others"  # a knowledge question; tells who it is for
 
 # Button payloads. The WeChat channel numbers buttons, so "1" is always the first one.
@@ -55,9 +57,15 @@ class GuideDataError(ValueError):
     """knowledge/guide_steps.yml is missing something the walk needs."""
 
 
+ANY = "any"  # the text said while nobody has said who the application is for
+
+
 def per_whom(value: Any, whom: Optional[str]) -> Any:
-    """A text (or list) that may differ for self and family: {self: ..., family: ...}."""
-    if isinstance(value, Mapping) and set(value) <= set(WHOM_VALUES):
+    """A text (or list) that may differ for self and family: {self: ..., family: ..., any: ...}.
+    Without a person: `any` if given, else the self text."""
+    if isinstance(value, Mapping) and set(value) <= {*WHOM_VALUES, ANY}:
+        if whom is None and ANY in value:
+            return value[ANY]
         return value.get(whom or SELF, value.get(SELF))
     return value
 
@@ -102,6 +110,19 @@ class Step:
     @property
     def wants_miniprogram_link(self) -> bool:
         return bool(self.raw.get("miniprogram_link"))
+
+    @property
+    def asks_for_whom(self) -> bool:
+        """The app asks 本人 / 为他人 here: the walk needs to know who it is for from here on."""
+        return bool(self.raw.get("for_whom_step"))
+
+    @property
+    def tap_alternatives(self) -> bool:
+        return bool(self.raw.get("tap_alternatives"))
+
+    @property
+    def jump_words(self) -> List[str]:
+        return [str(word) for word in self.raw.get("jump_words") or []]
 
 
 class GuideData:
@@ -174,6 +195,27 @@ class GuideData:
 
     def step(self, channel: str, number: int) -> Step:
         return self.steps[channel][number - 1]
+
+    @property
+    def default_channel(self) -> str:
+        channel = str(self.doc.get("default_channel") or "")
+        return channel if channel in self.channels else next(iter(self.channels))
+
+    def whom_step(self, channel: str) -> Optional[int]:
+        """The first step where the app asks who the application is for (None: never)."""
+        if not self.asks_for_whom(channel):
+            return None
+        return next((step.number for step in self.steps[channel] if step.asks_for_whom), None)
+
+    def jump_target(self, text: str, channel: str) -> Optional[int]:
+        """"入口在哪" -> the entry step of this channel (jump_words), longest word first."""
+        norm = normalize_text(text or "").lower()
+        best = None
+        for step in self.steps[channel]:
+            for word in step.jump_words:
+                if word.lower() in norm and (best is None or len(word) > best[0]):
+                    best = (len(word), step.number)
+        return best[1] if best else None
 
     def miniprogram_link(self) -> Optional[Tuple[str, str, str, str]]:
         """(appid, path, https fallback, label) when fully configured, else None."""

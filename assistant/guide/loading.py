@@ -4,12 +4,12 @@ A missing phrase or a step of the wrong shape is found when the file is read, no
 The file is re-read when it changes; a broken edit keeps the last good version in use.
 """
 import pathlib
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import yaml
 
 from assistant.guide.data import WHOM_VALUES, GuideData, GuideDataError, per_whom
-from assistant.guide.render import GuideState, Renderer
+from assistant.guide.render import GuideState, Renderer, Reply
 from assistant.guide.walk import troubleshoot
 from core import defaults
 from core.reload import ReloadingFiles, shared
@@ -17,28 +17,45 @@ from core.reload import ReloadingFiles, shared
 DEFAULT_STEPS_FILE = defaults.KNOWLEDGE_DIR / "guide_steps.yml"
 
 
+def all_replies(data: GuideData) -> Iterator[Tuple[str, Reply]]:
+    """Every reply the walk can give, once (label, reply): for checks and the validator."""
+    for links in (False, True):
+        render = Renderer(data, links)
+        yield "choose_channel", render.choose_channel()
+        yield "overview", render.overview()
+        yield "finish", render.finish()
+        yield "exited", render.paused(GuideState())
+        yield "resume", render.offer_resume(GuideState())
+        yield "stuck outside a walk", troubleshoot(data, "", GuideState(), links).replies[0]
+        for channel, steps in data.steps.items():
+            for whom in (None, *WHOM_VALUES):
+                for step in steps:
+                    state = GuideState(channel=channel, for_whom=whom, step=step.number, active=True)
+                    where = f"{channel} step {step.number} ({whom or 'anyone'})"
+                    yield where, render.step(state)
+                    yield where + " paused", render.paused(state)
+                    yield where + " stuck", troubleshoot(data, "", state, links).replies[0]
+                    for kind, words in (data.doc.get("problem_kinds") or {}).items():
+                        if words:  # a problem named in the message, here or at another step
+                            reply = troubleshoot(data, str(words[0]), state, links).replies[0]
+                            yield where + f" stuck: {kind}", reply
+                whom_step = data.whom_step(channel)
+                if whom_step:
+                    yield f"{channel} who question", render.whom_question(
+                        GuideState(channel=channel, step=whom_step, active=True))
+            for problem in data.problems.values():  # also asked about outside a walk
+                for whom in WHOM_VALUES:
+                    data.phrase("problem", title=problem["title"], text=per_whom(problem["text"], whom))
+
+
 def parse_and_render(path: pathlib.Path) -> GuideData:
-    """GuideData from the file, after every reply it can produce has been rendered once."""
+    """GuideData from the file, after every reply it can produce has been rendered once:
+    a missing phrase or a step of the wrong shape is found here, not mid-walk."""
     try:
         with path.open(encoding="utf-8") as handle:
             data = GuideData(yaml.safe_load(handle) or {}, source=path.name)
-        for links in (False, True):
-            render = Renderer(data, links)
-            render.choose_channel()
-            render.finish()
-            render.paused(GuideState())
-            render.offer_resume(GuideState())
-            for channel, steps in data.steps.items():
-                for whom in WHOM_VALUES:
-                    for step in steps:
-                        state = GuideState(channel=channel, for_whom=whom, step=step.number, active=True)
-                        render.step(state)
-                        render.paused(state)
-                        troubleshoot(data, "", state, links)  # "遇到问题" on every step
-                    render.choose_whom(GuideState(channel=channel, active=True))
-                    for problem in data.problems.values():  # also asked about outside a walk
-                        data.phrase("problem", title=problem["title"], text=per_whom(problem["text"], whom))
-            troubleshoot(data, "", GuideState(), links)
+        for _ in all_replies(data):
+            pass
     except GuideDataError:
         raise
     except (OSError, yaml.YAMLError, KeyError, AttributeError, TypeError, ValueError, IndexError) as error:

@@ -60,8 +60,8 @@ class Renderer:
         unverified = not step.raw.get("verified") and not tap
         lines.append(step.text(whom) + (data.text("unverified_note") if unverified else ""))
         if tap:
-            labels = data.phrase("tap_separator").join(
-                data.phrase("tap_label", label=label) for label in tap)
+            joiner = data.phrase("tap_or" if step.tap_alternatives else "tap_separator")
+            labels = joiner.join(data.phrase("tap_label", label=label) for label in tap)
             lines.append(data.phrase("tap", labels=labels, caveat=data.caveat))
         tip = step.tip(whom)
         if tip:
@@ -93,26 +93,36 @@ class Renderer:
             f'data-miniprogram-path="{path}">{label}</a>'
         )
 
+    def channel_buttons(self) -> List[Dict[str, str]]:
+        """One button per channel, the recommended (default) one first."""
+        data = self.data
+        order = [data.default_channel] + [c for c in data.channels if c != data.default_channel]
+        return [button(str(data.channels[c].get("button", c)), payload(INFORM_CHANNEL, guide_channel=c))
+                for c in order]
+
     def choose_channel(self, prefix: str = "") -> Reply:
+        """One recommendation in a line, the channels as buttons."""
         data = self.data
         lines = [prefix] if prefix else []
         lines.append(data.text("choose_channel", "text"))
-        for channel, entry in data.channels.items():
-            lines.append(data.phrase("channel_line", button=entry.get("button", channel),
-                                     hint=entry.get("hint", "")))
         footer = data.text("choose_channel", "footer")
         if footer:
             lines.append(footer)
-        buttons = [
-            button(str(entry.get("button", channel)), payload(INFORM_CHANNEL, guide_channel=channel))
-            for channel, entry in data.channels.items()
-        ]
-        return Reply("\n".join(lines), buttons)
+        return Reply("\n".join(lines), self.channel_buttons())
 
-    def choose_whom(self, state: GuideState) -> Reply:
+    def overview(self) -> Reply:
+        """The whole process in a few numbered lines, then the walk offered."""
         data = self.data
-        text = data.phrase("channel_chosen", channel=data.channel_name(state.channel)) \
-            + data.text("choose_for_whom", "text")
+        return Reply(data.text("overview", "text") + "\n" + data.text("overview", "ask"),
+                     self.channel_buttons())
+
+    def whom_question(self, state: GuideState) -> Reply:
+        """At the step where the app asks 本人 / 为他人: the step's heading and the question."""
+        data = self.data
+        step = data.step(state.channel, state.step)
+        text = data.phrase("whom_question", header=self.header(state), number=step.number,
+                           total=data.step_count(state.channel), title=step.title(),
+                           question=data.text("choose_for_whom", "text"))
         buttons = [
             button(data.text("for_whom", whom, "button", default=whom), payload(INFORM_WHOM, guide_for_whom=whom))
             for whom in WHOM_VALUES

@@ -3,8 +3,9 @@ import dataclasses
 from typing import Any, List, Mapping, Optional
 
 from assistant.guide.data import (
-    BACK, DENY, GOTO, INFORM_CHANNEL, INFORM_WHOM, RESTART, SETUP_INTENTS, START, STOP, STUCK,
-    WHOM_VALUES, GuideData, parse_step_number, payload, per_whom,
+    BACK, CONTINUE_INTENTS, DENY, GOTO, INFORM_CHANNEL, INFORM_WHOM, NEXT, OVERVIEW, RESTART,
+    SELF, SETUP_INTENTS, START, STOP, STUCK, WHOM_VALUES, GuideData, parse_step_number, payload,
+    per_whom,
 )
 from assistant.guide.render import GuideState, Renderer, Reply, button
 
@@ -34,8 +35,11 @@ def handle(
 ) -> Turn:
     """One turn of the walk for a guide intent (or affirm/deny/stop while it is active).
 
-    `earlier_whom`: who the application is for, as said earlier in the session
-    (GuideData.whom_from_earlier); used instead of asking, and said so in the reply.
+    A named channel gets its step 1 at once. Who the application is for is asked only at
+    the step where the app asks it (`for_whom_step`), unless it was said earlier in the
+    session (`earlier_whom`, GuideData.whom_from_earlier). No question is asked twice in a
+    row: a person who just goes on ("下一步", "好") gets the default channel or 本人, said
+    in one line with how to switch.
     """
     entities = entities or {}
     render = Renderer(data, links)
@@ -52,11 +56,17 @@ def handle(
     if intent == STUCK:
         return troubleshoot(data, text, state, links)
 
+    if intent == OVERVIEW:
+        state.active, state.awaiting = True, AWAIT_CHANNEL
+        return Turn([render.overview()], state)
+
     # What the message says about channel and person (button entities first, then words).
     channel = _entity(entities, "guide_channel")
     channel = channel if channel in data.channels else data.parse_channel(text)
     whom = _entity(entities, "guide_for_whom")
     whom = whom if whom in WHOM_VALUES else data.parse_whom(text)
+    continuing = intent in CONTINUE_INTENTS
+    asked = state.awaiting  # what the bot asked last turn, if anything
     finished = (
         state.channel is not None
         and state.step == data.step_count(state.channel)
@@ -69,18 +79,18 @@ def handle(
     if whom:
         state.for_whom = whom
 
-    if state.channel is None:
-        state.active, state.awaiting = True, AWAIT_CHANNEL
-        return Turn([render.choose_channel()], state)
     prefix = ""
-    if state.for_whom is None and data.asks_for_whom(state.channel):
-        if earlier_whom not in WHOM_VALUES:
-            state.active, state.awaiting = True, AWAIT_WHOM
-            return Turn([render.choose_whom(state)], state)
-        state.for_whom = earlier_whom
-        prefix = data.text("for_whom", earlier_whom, "remembered")
+    if state.channel is None:
+        wants_a_step = intent == START and data.jump_target(text, data.default_channel)
+        if continuing or asked == AWAIT_CHANNEL or wants_a_step:
+            state.channel = data.default_channel
+            prefix = data.phrase("default_channel_taken")
+        else:
+            state.active, state.awaiting = True, AWAIT_CHANNEL
+            return Turn([render.choose_channel()], state)
 
     total = data.step_count(state.channel)
+    jump = data.jump_target(text, state.channel) if intent == START else None
     if intent == GOTO:
         number = parse_step_number(entities.get("step_number")) or parse_step_number(text)
         if number is None or not 1 <= number <= total:
@@ -88,9 +98,11 @@ def handle(
             ask = data.phrase("goto_which") if number is None else ""
             return Turn([render.step(state, ask + data.phrase("goto_range", total=total))], state)
         target = number
+    elif jump:
+        target = jump
     elif state.step is None:
         target = 1
-    elif intent in SETUP_INTENTS or state.awaiting in (AWAIT_CHANNEL, AWAIT_WHOM):
+    elif intent in SETUP_INTENTS or asked in (AWAIT_CHANNEL, AWAIT_WHOM):
         target = state.step
         if intent == START:
             prefix += data.phrase("resumed", step=target)
@@ -98,13 +110,29 @@ def handle(
         target = max(1, state.step - 1)
         if state.step == 1:
             prefix = data.phrase("first_step")
-    elif not state.active or state.awaiting == AWAIT_RESUME:
+    elif not state.active or asked == AWAIT_RESUME:
         target = state.step  # coming back after a question or a pause: same step again
     else:  # next / affirm
         if state.step >= total:
             state.active, state.awaiting = False, None
             return Turn([render.finish()], state)
         target = state.step + 1
+
+    whom_step = data.whom_step(state.channel)
+    if state.for_whom is None and whom_step is not None and earlier_whom in WHOM_VALUES:
+        # said earlier in the session ("帮我妈申请慢特病"): use it, say so and how to switch
+        state.for_whom = earlier_whom
+        prefix += data.text("for_whom", earlier_whom, "remembered")
+    if state.for_whom is None and whom_step is not None and target >= whom_step:
+        if asked == AWAIT_WHOM:  # asked last turn and not answered: go on as 本人
+            state.for_whom = SELF
+            prefix += data.phrase("default_whom_taken")
+        else:
+            state.step, state.active, state.awaiting = target, True, AWAIT_WHOM
+            question = render.whom_question(state)
+            if prefix:
+                question = Reply(prefix + "\n" + question.text, question.buttons)
+            return Turn([question], state)
 
     state.step, state.active, state.awaiting = target, True, None
     return Turn([render.step(state, prefix)], state)
@@ -169,5 +197,7 @@ def repeat(data: GuideData, state: GuideState, links: bool = False) -> Turn:
     about channel or person), with a word on how to ask about it."""
     if not (state.channel and state.step):
         return handle(data, START, "", state, links=links)
+    if state.awaiting == AWAIT_WHOM:  # the question again would be the same question twice
+        return handle(data, NEXT, "", state, links=links)
     state = dataclasses.replace(state, active=True, awaiting=None)
     return Turn([Renderer(data, links).step(state, data.text("repeat", "text"))], state)

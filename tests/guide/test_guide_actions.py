@@ -78,7 +78,7 @@ class Conversation:
 def test_walk_through_the_action_sets_slots_and_shows_buttons():
     talk = Conversation()
     talk.say("怎么申请", "start_guide")
-    assert [b["title"] for b in talk.buttons] == ["微信小程序", "四川医保APP", "去窗口办"]
+    assert [b["title"] for b in talk.buttons] == ["用小程序办", "用APP办", "去窗口办"]
     assert talk.slots["guide_active"] is True and talk.slots["guide_awaiting"] == "channel"
     talk.say("/inform_guide_channel", "inform_guide_channel", guide_channel="app")
     text = talk.say("/inform_guide_for_whom", "inform_guide_for_whom", guide_for_whom="family")
@@ -125,11 +125,12 @@ def test_not_understood_after_a_question_mid_walk_repeats_the_step_not_the_offer
     assert talk.slots["guide_awaiting"] is None
 
 
-def test_not_understood_while_the_channel_is_asked_asks_again():
+def test_not_understood_while_the_channel_is_asked_starts_with_the_recommended_channel():
     talk = Conversation()
     talk.say("怎么申请", "start_guide")
-    talk.user("看不懂", "not_understood").run(talk.not_understood)
-    assert [b["title"] for b in talk.buttons] == ["微信小程序", "四川医保APP", "去窗口办"]
+    text = talk.user("看不懂", "not_understood").run(talk.not_understood)
+    # the same question again would be the same question twice in a row
+    assert "【微信小程序】第1步 / 共8步" in text and talk.slots["guide_channel"] == "miniprogram"
 
 
 def test_not_understood_outside_the_walk_offers_the_walk_and_a_person():
@@ -314,4 +315,5 @@ def test_earlier_words_about_oneself_count_and_an_old_session_does_not():
     fresh.new_session()
     fresh.user("你好", "greet")
     text = fresh.say("窗口怎么办", "start_guide")
-    assert "您是给自己申请，还是帮家人（他人）申请？" in text and "您前面说" not in text
+    assert "第1步 / 共4步" in text and "您前面说" not in text
+    assert fresh.slots.get("guide_for_whom") is None

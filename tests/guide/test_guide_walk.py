@@ -46,12 +46,24 @@ class Walk:
         return [button["title"] for button in self.buttons]
 
 
-def test_without_a_channel_it_asks_with_three_choices_and_who_each_suits():
+def test_without_a_channel_it_recommends_one_and_offers_the_others_as_buttons():
     walk = Walk()
-    text = walk.say(guide.START, "怎么申请")
-    assert walk.titles == ["微信小程序", "四川医保APP", "去窗口办"]
-    assert "中老年人" in text and "不熟悉线上操作" in text and "家人" in text
+    walk.say(guide.START, "怎么申请")
+    assert walk.titles[0] == DATA.channels[DATA.default_channel]["button"]  # the recommended one first
+    assert len(walk.titles) == 3
     assert walk.buttons[1]["payload"] == '/inform_guide_channel{"guide_channel":"app"}'
+    assert walk.text.count("\n") <= 1  # a line of recommendation (and one of help), no comparison
+    assert walk.state.awaiting == guide.AWAIT_CHANNEL
+
+
+@pytest.mark.parametrize("intent,text", [(guide.NEXT, "下一步"), (guide.AFFIRM, "好"), (guide.AFFIRM, "嗯"),
+                                         (guide.START, "怎么申请")])
+def test_going_on_at_the_channel_question_takes_the_recommended_channel(intent, text):
+    walk = Walk()
+    walk.say(guide.START, "在哪申请")
+    walk.say(intent, text)
+    assert walk.state.channel == DATA.default_channel and walk.state.step == 1
+    assert "第1步 / 共" in walk.text and walk.state.awaiting is None
 
 
 @pytest.mark.parametrize(
@@ -59,12 +71,102 @@ def test_without_a_channel_it_asks_with_three_choices_and_who_each_suits():
     [("教我在小程序上申请", "miniprogram"), ("app上怎么办", "app"), ("APP上怎么办", "app"),
      ("去窗口怎么办理", "window"), ("在微信上咋个弄", "miniprogram"), ("ＡＰＰ上怎麼辦", "app")],
 )
-def test_a_channel_named_in_the_request_is_used(text, channel):
+def test_a_channel_named_in_the_request_gets_step_one_at_once(text, channel):
     walk = Walk()
     walk.say(guide.START, text)
-    assert walk.state.channel == channel
-    assert walk.state.awaiting == guide.AWAIT_WHOM
-    assert "给自己申请，还是帮家人" in walk.text
+    assert walk.state.channel == channel and walk.state.step == 1
+    assert walk.state.awaiting is None
+    assert "第1步 / 共" in walk.text and "给自己申请，还是帮家人" not in walk.text
+
+
+@pytest.mark.parametrize("channel", ["miniprogram", "app", "window"])
+@pytest.mark.parametrize("intent,text", [(guide.NEXT, "下一步"), (guide.AFFIRM, "好"), (guide.AFFIRM, "继续")])
+def test_the_who_question_comes_at_its_step_and_going_on_takes_self(channel, intent, text):
+    walk = Walk()
+    walk.say(guide.INFORM_CHANNEL, "", guide_channel=channel)
+    whom_step = DATA.whom_step(channel)
+    for _ in range(whom_step - 1):
+        assert walk.state.awaiting is None
+        walk.say(guide.NEXT, "下一步")
+    assert walk.state.awaiting == guide.AWAIT_WHOM and walk.state.step == whom_step
+    assert f"第{whom_step}步" in walk.text and "给自己申请，还是帮家人" in walk.text
+    walk.say(intent, text)
+    assert walk.state.for_whom == "self" and walk.state.awaiting is None
+    assert "给自己申请" in walk.text and "帮家人申请" in walk.text  # said so, and how to switch
+    assert f"第{whom_step}步 / 共" in walk.text  # the step itself, not the next one
+
+
+def test_answering_the_who_question_shows_that_step_for_the_family():
+    walk = Walk()
+    walk.say(guide.START, "教我在小程序上申请")
+    walk.say(guide.GOTO, "第4步")
+    walk.say(guide.INFORM_WHOM, "帮我妈")
+    assert "【微信小程序·为家人申请】第4步 / 共8步" in walk.text and "为他人" in walk.text
+
+
+QUESTIONING = {guide.AWAIT_CHANNEL, guide.AWAIT_WHOM}
+UNCLEAR = [(guide.NEXT, "下一步"), (guide.AFFIRM, "好"), (guide.AFFIRM, "嗯"), (guide.NEXT, "继续"),
+           (guide.START, "怎么申请"), ("not_understood", "没看懂")]
+
+
+@pytest.mark.parametrize("opening", [(guide.START, "怎么申请"), (guide.START, "在哪申请"), ("ask_process", "申请流程"),
+                                     (guide.START, "小程序上咋申请"), (guide.START, "去窗口怎么办"),
+                                     (guide.START, "app上怎么办"), (guide.RESTART, "重新开始")])
+@pytest.mark.parametrize("unclear", UNCLEAR)
+def test_no_question_is_ever_asked_twice_in_a_row(opening, unclear):
+    """Every walk, driven only with answers that do not answer the question, reaches the
+    end without asking the same question on two turns in a row."""
+    walk = Walk()
+    walk.say(*opening)
+    previous = None
+    for _ in range(20):
+        intent, text = unclear
+        if intent == "not_understood":
+            turn = guide.repeat(DATA, walk.state)
+            walk.state, walk.replies = turn.state, turn.replies
+        else:
+            walk.say(intent, text)
+        asked = (walk.state.awaiting, walk.state.step) if walk.state.awaiting in QUESTIONING else None
+        assert asked is None or asked != previous, f"asked {asked} twice: {walk.text}"
+        previous = asked
+        if not walk.state.active:
+            break
+    assert walk.state.channel is not None
+
+
+def test_the_process_overview_is_short_and_offers_the_walk():
+    walk = Walk()
+    text = walk.say("ask_process", "办这个要走哪些流程")
+    numbered = [line for line in text.splitlines() if line[:2].rstrip(".").isdigit()]
+    assert 3 <= len(numbered) <= 8
+    assert walk.titles[0] == DATA.channels[DATA.default_channel]["button"] and len(walk.titles) == 3
+    walk.say(guide.AFFIRM, "好")
+    assert walk.state.channel == DATA.default_channel and "第1步 / 共" in walk.text
+
+
+@pytest.mark.parametrize("text,step_id", [("入口在哪儿", "entry"), ("申请入口在哪里", "entry"),
+                                          ("怎么上传材料", "upload"), ("在哪看进度", "wait")])
+def test_direct_jumps_go_to_that_step_of_the_default_channel(text, step_id):
+    walk = Walk()
+    walk.say(guide.START, text)
+    channel = DATA.default_channel
+    step = DATA.step(channel, walk.state.step)
+    assert walk.state.channel == channel and step.id.endswith(step_id), step.id
+
+
+def test_direct_jump_stays_on_the_current_channel():
+    walk = Walk()
+    walk.say(guide.START, "app上怎么办")
+    walk.say(guide.START, "入口在哪")
+    assert walk.state.channel == "app" and DATA.step("app", walk.state.step).id == "app_entry"
+
+
+def test_the_app_entry_names_are_shown_as_alternatives():
+    walk = Walk()
+    walk.say(guide.START, "app上怎么办")
+    walk.say(guide.GOTO, "第3步")
+    assert "“门诊慢特病” 或 “特殊病种申请”" in walk.text
+    assert "“门诊慢特病” → “特殊病种申请”" not in walk.text
 
 
 def test_channel_and_person_in_one_sentence_go_straight_to_step_one():
@@ -299,11 +401,12 @@ def test_a_real_name_question_without_face_words_still_gets_the_face_advice():
 def test_a_question_that_also_answers_the_pending_choice_moves_on():
     walk = Walk()
     walk.say(guide.START, "app上怎么办")
+    walk.say(guide.GOTO, "第4步")
     assert walk.state.awaiting == guide.AWAIT_WHOM
     # "能替我妈申请吗" is answered by the knowledge part, then the guide continues:
     turn = guide.offer_resume(DATA, walk.state, "能替我妈申请吗")
-    assert "【四川医保APP·为家人申请】第1步 / 共8步" in turn.replies[0].text
-    assert turn.state.for_whom == "family" and turn.state.step == 1
+    assert "【四川医保APP·为家人申请】第4步 / 共8步" in turn.replies[0].text
+    assert turn.state.for_whom == "family" and turn.state.step == 4
     # a question that does not answer it gets the plain offer
     turn = guide.offer_resume(DATA, walk.state, "要带哪些材料")
-    assert turn.replies[0].text == "要接着看申请步骤吗？"
+    assert turn.replies[0].text == "继续第4步吗？"

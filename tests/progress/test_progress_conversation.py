@@ -9,13 +9,14 @@ import uuid
 
 import pytest
 
+from assistant.content import texts
 from progress_helpers import EXAMPLE_CSV, database, new_secrets, run_import
 
 # all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
 pytestmark = pytest.mark.xdist_group("progress_stacks")
 
 LOCKOUT_WINDOW = 12  # seconds; short so the expiry can be waited for
-NO_MATCH = "未查到与该编号和身份证后四位匹配的申请"
+NO_MATCH = "没查到这条申请"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -39,11 +40,11 @@ def new_user() -> str:
 
 STATUS_CASES = [
     # number, suffix, label, what the reply must also say
-    ("NC2025000101", "1234", "已提交", ["张*", "等待医保经办机构受理"]),
+    ("NC2025000101", "1234", "已提交", ["张*", "等医保部门受理"]),
     ("NC2025000102", "5678", "已受理", ["李*明", "组织专家审核", "短信"]),
     ("NC2025000103", "246X", "专家审核中", ["欧阳*华", "专家正在审核"]),
     ("NC2025000104", "1357", "需补充材料", ["诊断证明书", "以通知和官方要求为准", "12393"]),
-    ("NC2025000105", "8642", "审核通过", ["2025年3月5日至2026年3月4日", "定点医药机构"]),
+    ("NC2025000105", "8642", "审核通过", ["2025年3月5日至2026年3月4日", "医保定点的医院和药店"]),
     ("NC2025000106", "9753", "未通过", ["不满足该病种认定标准", "以官方规定为准", "12393"]),
     ("NC2025000107", "1111", "已撤回", ["能否重新申请", "以官方规定为准", "12393"]),
 ]
@@ -103,23 +104,28 @@ def test_wrong_suffix_and_unknown_number_get_one_and_the_same_answer(stack):
     assert "已提交" in stack.say_text(wrong_user, "1234")
 
 
-def test_bad_format_gets_a_hint_then_the_lookup_goes_on(stack):
+def test_a_number_is_not_rejected_by_a_guessed_format(stack):
+    """The real format is unknown: whatever plausibly is a number goes to the service, and
+    a miss is "没查到" with its possible reasons, not "格式不对"."""
     user = new_user()
     stack.say_text(user, "查进度")
-    reply = stack.say_text(user, "12345")
-    assert "格式不对" in reply and "申请编号" in reply and "以实际界面为准" in reply
+    assert "身份证" in stack.say_text(user, "编号是 2025-0001-99")  # an unusual form is taken
+    miss = stack.say_text(user, "1357")
+    assert texts("progress_replies").render("no_match") in miss and "核对后重新输入" not in miss
     assert "身份证" in stack.say_text(user, "NC2025000104")
     reply = stack.say_text(user, "13 57 9")
     assert "4个字符" in reply
     assert "需补充材料" in stack.say_text(user, "1357")
 
 
-def test_three_bad_formats_end_the_lookup_with_the_hotline(stack):
+def test_three_answers_without_a_number_end_the_lookup_with_the_hotline(stack):
     user = new_user()
     stack.say_text(user, "查进度")
-    assert "格式不对" in stack.say_text(user, "123")
-    assert "格式不对" in stack.say_text(user, "NC12")
-    final = stack.say_text(user, "2025 0001")
+    not_recognised = texts("progress_replies").render("bad_application_no")
+    reply = stack.say_text(user, "12")  # no number in it: asked again
+    assert not_recognised in reply and "格式不对" not in reply
+    assert not_recognised in stack.say_text(user, "3")
+    final = stack.say_text(user, "45")
     assert "3次" in final and "12393" in final
     assert "申请编号" in stack.say_text(user, "查进度")  # a fresh start
 
