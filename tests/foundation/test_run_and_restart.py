@@ -1,7 +1,6 @@
 """`python -m tools.stack` (what `make run` execs): health, URLs, clean stop, persistence."""
 import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from wechat_fakes import AES_KEY, APPID, TOKEN, event_xml, media_xml, text_xml, wechat_signature
+from wechat_fakes import AES_KEY, TOKEN, event_xml, media_xml, text_xml, wechat_signature
 
 OPENID = "oUserOpenId0000000000000001"
 

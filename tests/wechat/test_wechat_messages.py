@@ -9,7 +9,7 @@ import pytest
 from wechatpy import parse_message as wechatpy_parse
 
 from wechat_channel.messages import (
-    MalformedMessage, cdata, parse_message, parse_xml, render_bot_messages, render_text_reply,
+    MalformedMessage, parse_message, parse_xml, render_bot_messages, render_text_reply,
     split_utf8,
 )
 
