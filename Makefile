@@ -108,11 +108,18 @@ test: install-dev validate train test-nlu test-conversations test-python
 validate-knowledge: install
 	$(PY) -m tools.validate_knowledge
 
-# Held-out NLU test set (tests/nlu/, never trained on): fails below 95% intent accuracy.
+# Held-out NLU test sets (tests/nlu/, never trained on; tests/nlu/test_leak_check.py fails on
+# near-copies of training examples). The in-house set: 95% floor. The hard set (written
+# apart, real-style: dialect, traditional, voice typos, long and two-topic messages): a
+# regression guard at the level measured when it was added; the goal is 95% overall and
+# 85% per intent (docs/nlu-benchmark.md).
 NLU_FLOOR ?= 0.95
+NLU_HARD_FLOOR ?= 0.78
 test-nlu: $(MODEL)
 	$(RASA) test nlu --domain domain --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
-	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR)
+	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR) --name "in-house set"
+	$(RASA) test nlu --domain domain --nlu tests/nlu/hard_set.yml --model $(MODEL) --out $(STATE)/results/nlu-hard
+	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-hard/intent_report.json --floor $(NLU_HARD_FLOOR) --name "hard set"
 
 # Three-way NLU comparison on the same split; writes docs/nlu-benchmark.md. Not part of `test`.
 bench-nlu: install-dev

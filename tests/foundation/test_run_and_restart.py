@@ -92,12 +92,18 @@ def test_stack_prints_urls_prefixes_logs_stops_cleanly_and_keeps_conversations(t
     assert "stopped" in output
     time.sleep(1)
     assert not _children_of(process.pid), "services left running after SIGTERM"
-    for port in (settings.rasa_port, settings.actions_port):
+    # every service's own health route must refuse the connection: an HTTP answer of any
+    # status (HTTPError is a URLError too, so it is caught first) means it still runs
+    for port, route in ((settings.rasa_port, "/"), (settings.actions_port, "/health"),
+                        (settings.progress_port, "/health"), (settings.web_port, "/health")):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            raise AssertionError(f"port {port} still answers after stop")
-        except (urllib.error.URLError, ConnectionError):
-            pass
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{route}", timeout=2)
+            answered = True
+        except urllib.error.HTTPError:
+            answered = True
+        except (urllib.error.URLError, ConnectionError, OSError):
+            answered = False
+        assert not answered, f"port {port} still answers {route} after stop"
 
     # start again on the same state folder: u1's conversation is still there
     process, _ = _start(settings, token)

@@ -54,8 +54,9 @@ def test_visitor_asks_about_materials_clicks_a_button_and_keeps_the_conversation
 
         # a button: the click shows its title and sends its payload to the bot
         before = bot_messages(page).count()
-        title = "谁能申请"
-        page.get_by_role("button", name=title).first.click()
+        live = page.locator(".mz-choice:not([disabled])").first  # a button of the latest answer
+        title = live.inner_text()
+        live.click()
         expect(page.locator(".mz-user .mz-text").last).to_have_text(title)
         expect(bot_messages(page)).to_have_count(before + 1, timeout=REPLY_TIMEOUT)
         answered = bot_messages(page).last.inner_text()
@@ -258,5 +259,87 @@ def test_the_demo_page_shows_the_widget_at_either_name_without_console_errors(br
         ask(page, "要带哪些材料")
         expect(bot_messages(page).nth(1)).to_contain_text("诊断证明", timeout=REPLY_TIMEOUT)
         assert errors == [], errors
+    finally:
+        context.close()
+
+
+def test_only_the_latest_buttons_can_be_tapped(browser, web_stack):
+    """An old "下一步" tapped again must not move the walk on: earlier sets are disabled."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        open_chat(page, web_stack.web_url + "/")
+        ask(page, "小程序上咋申请")
+        expect(bot_messages(page).last).to_contain_text("第1步", timeout=REPLY_TIMEOUT)
+        page.get_by_role("button", name="下一步").last.click()
+        expect(bot_messages(page).last).to_contain_text("第2步", timeout=REPLY_TIMEOUT)
+        next_buttons = page.get_by_role("button", name="下一步")
+        expect(next_buttons).to_have_count(2)
+        expect(next_buttons.first).to_be_disabled()   # the step 1 set
+        expect(next_buttons.last).to_be_enabled()     # the step 2 set
+        welcome = page.get_by_role("button", name="要带哪些材料")
+        expect(welcome).to_be_disabled()
+        before = bot_messages(page).count()
+        next_buttons.first.click(force=True)  # a tap on the old one does nothing
+        page.wait_for_timeout(500)
+        expect(bot_messages(page)).to_have_count(before)
+        # after a reload the same holds
+        page.reload()
+        expect(page.get_by_role("button", name="下一步").first).to_be_disabled()
+        expect(page.get_by_role("button", name="下一步").last).to_be_enabled()
+    finally:
+        context.close()
+
+
+SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_text_size_tap_targets_focus_trap_and_accessibility_audit(browser, web_stack, artifacts, size):
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = browser.new_context(viewport=SIZES[size], locale="zh-CN", has_touch=size == "phone")
+    page = context.new_page()
+    try:
+        dialog = open_chat(page, web_stack.web_url + "/")
+        expect(dialog).to_have_attribute("aria-modal", "true")
+        ask(page, "要带哪些材料")
+        expect(bot_messages(page).nth(1)).to_contain_text("诊断证明", timeout=REPLY_TIMEOUT)
+        text_size = page.locator(".mz-msg .mz-text").first.evaluate(
+            "node => parseFloat(getComputedStyle(node).fontSize)")
+        assert text_size >= 18, text_size
+
+        for mode in ("normal", "large"):
+            if mode == "large":
+                page.get_by_role("button", name="大字").click()
+                larger = page.locator(".mz-msg .mz-text").first.evaluate(
+                    "node => parseFloat(getComputedStyle(node).fontSize)")
+                assert larger > text_size
+            # every enabled control in the open panel is at least 44 px tall (and the close button wide)
+            boxes = page.locator(".mz-panel button:not([disabled])").evaluate_all(
+                "nodes => nodes.map(n => { const r = n.getBoundingClientRect();"
+                " return [n.textContent, r.width, r.height]; })")
+            small = [box for box in boxes if box[2] < 44 or box[1] < 44]
+            assert not small, small
+            # the header never takes the reading space (a title squeezed to one character a line)
+            header = page.locator(".mz-header").bounding_box()
+            assert header["height"] <= 0.25 * SIZES[size]["height"], header
+            results = Axe().run(page)
+            serious = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
+            assert not serious, [(v["id"], [n["target"] for n in v["nodes"]]) for v in serious]
+            page.screenshot(path=str(artifacts / f"widget-{size}-{mode}.png"))
+
+        # Tab never leaves the open dialog; closing returns focus to the launcher
+        page.get_by_label("输入您的问题").focus()
+        for _ in range(25):
+            page.keyboard.press("Tab")
+            inside = page.evaluate(
+                "() => { const r = document.getElementById('mzmtb-help-widget').shadowRoot;"
+                " return !!r.activeElement && r.getElementById('mz-panel').contains(r.activeElement); }")
+            assert inside
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Escape")
+        launcher = page.get_by_role("button", name=LAUNCHER)
+        expect(launcher).to_be_focused()
     finally:
         context.close()

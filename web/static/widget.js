@@ -155,7 +155,8 @@
     el("label", { "for": "mz-input", "class": "mz-sr", text: "输入您的问题" }), input, sendButton
   ]);
   var panel = el("section", {
-    id: "mz-panel", "class": "mz-panel", role: "dialog", "aria-labelledby": "mz-title", hidden: true
+    id: "mz-panel", "class": "mz-panel", role: "dialog", "aria-modal": "true",
+    "aria-labelledby": "mz-title", hidden: true
   }, [
     el("header", { "class": "mz-header" }, [
       el("h2", { id: "mz-title", "class": "mz-title", text: title }), clearButton, largeToggle, closeButton
@@ -207,7 +208,10 @@
       var group = el("div", { "class": "mz-buttons", role: "group", "aria-label": "可选的问题" });
       message.buttons.forEach(function (button) {
         var choice = el("button", { type: "button", "class": "mz-choice", text: button.title });
-        choice.addEventListener("click", function () { send(button.payload || button.title, button.title); });
+        choice.addEventListener("click", function () {
+          if (choice.disabled) { return; }
+          send(button.payload || button.title, button.title);
+        });
         group.appendChild(choice);
       });
       bubble.appendChild(group);
@@ -218,7 +222,46 @@
   function renderAll() {
     log.textContent = "";
     state.messages.forEach(renderMessage);
+    refreshChoices();
     scrollToEnd();
+  }
+
+  // Only the latest set of buttons can be tapped: an old "下一步" must not move the walk
+  // on. A set is live while no message of the visitor follows it and no newer set exists.
+  function refreshChoices() {
+    var live = null;
+    Array.prototype.forEach.call(log.children, function (bubble) {
+      if (bubble.classList.contains("mz-user")) { live = null; }
+      var group = bubble.querySelector(".mz-buttons");
+      if (group) { live = group; }
+    });
+    Array.prototype.forEach.call(log.querySelectorAll(".mz-buttons"), function (group) {
+      var stale = group !== live;
+      group.classList.toggle("mz-stale", stale);
+      Array.prototype.forEach.call(group.querySelectorAll("button"), function (button) {
+        button.disabled = stale;
+        if (stale) { button.setAttribute("aria-disabled", "true"); } else { button.removeAttribute("aria-disabled"); }
+      });
+    });
+  }
+
+  // Focus stays inside the open dialog (Tab and Shift+Tab wrap around).
+  function focusable() {
+    return Array.prototype.filter.call(
+      panel.querySelectorAll("button, textarea, a[href], [tabindex]:not([tabindex='-1'])"),
+      function (node) { return !node.disabled && node.getClientRects().length > 0; });
+  }
+  function trapFocus(event) {
+    if (event.key !== "Tab") { return; }
+    var nodes = focusable();
+    if (!nodes.length) { return; }
+    var first = nodes[0], last = nodes[nodes.length - 1];
+    var active = shadow.activeElement;
+    if (event.shiftKey && (active === first || !panel.contains(active))) {
+      event.preventDefault(); last.focus();
+    } else if (!event.shiftKey && (active === last || !panel.contains(active))) {
+      event.preventDefault(); first.focus();
+    }
   }
   function scrollToEnd() { log.scrollTop = log.scrollHeight; }
 
@@ -227,6 +270,7 @@
     state.messages.push(message);
     saveState();
     renderMessage(message);
+    refreshChoices();
     scrollToEnd();
   }
 
@@ -345,6 +389,7 @@
   });
   panel.addEventListener("keydown", function (event) {
     if (event.key === "Escape") { setOpen(false, true); }
+    trapFocus(event);
   });
 
   function start() {
