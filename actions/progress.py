@@ -35,6 +35,7 @@ FORM = "progress_form"
 ID_LAST4_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 FULL_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 DIGIT = re.compile(r"[0-9]")
+NOT_A_NUMBER = "-"  # slot value for an answer with digits but no plausible number in it
 
 REPLIES = "progress_replies"  # knowledge/progress_replies.yml
 
@@ -173,8 +174,11 @@ class ValidateProgressForm(FormValidationAction):
         if entity and not _latest_message_used(tracker):
             return {"application_no": entity}
         if _asking(tracker, "application_no") and DIGIT.search(_latest_text(tracker)):
-            # an attempt; validation decides. A full ID number typed here is kept masked.
-            return {"application_no": mask_id_card_numbers(_latest_text(tracker))}
+            # an attempt. Only the number itself is kept, never the message: a full ID
+            # number, a mobile number or an ID suffix typed here is not one (NOT_A_NUMBER,
+            # which validation answers with "没认出来")
+            number = find_application_no(mask_id_card_numbers(_latest_text(tracker)))
+            return {"application_no": number or NOT_A_NUMBER}
         return {}
 
     async def extract_id_last4(self, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -286,6 +290,10 @@ class ActionAskApplicationNo(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        if intent == "check_progress":  # a new lookup: earlier failed tries do not count
+            say(dispatcher, tracker, "ask_application_no")
+            return [SlotSet("lookup_attempts", 0)] if _attempts(tracker) else []
         say(dispatcher, tracker, "ask_application_no_again" if _attempts(tracker) else "ask_application_no")
         return []
 

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from typing import Optional
 
+from core.privacy import is_personal_number
 from core.textnorm import to_halfwidth
 
 # code -> Chinese label, in the order an application usually moves through them.
@@ -31,8 +32,10 @@ SANE_APPLICATION_NO = re.compile(r"^[A-Z0-9]{4,64}$")
 
 def is_plausible_application_no(number: str) -> bool:
     """A normalised number that could be an application number: 4-64 letters and digits,
-    at least one of them a digit."""
-    return bool(SANE_APPLICATION_NO.match(number or "")) and any(ch.isdigit() for ch in number)
+    at least one of them a digit, and not a number that identifies a person (an ID number,
+    a mobile number, an ID suffix: core.privacy.is_personal_number), which is never sent."""
+    return (bool(SANE_APPLICATION_NO.match(number or "")) and any(ch.isdigit() for ch in number)
+            and not is_personal_number(number))
 ID_LAST4 = re.compile(r"^[0-9]{3}[0-9X]$")
 _SEPARATORS = re.compile(r"[\s\-_‐‑‒–—―−－]+")
 

@@ -57,6 +57,26 @@ def mask_id_card_numbers(text: str) -> str:
     return _FULL_ID.sub(keep_last4, text or "")
 
 
+def is_id_number(value: str) -> bool:
+    """The one rule for "is this digit run an ID number" (normalised: no separators, upper
+    case), the same one the masking applies: 17 digits and a digit or X, or 15 digits (the
+    old form). The check character is not required: a mistyped ID is still personal data,
+    so such a run is masked and never taken for an application number."""
+    value = (value or "").strip().upper()
+    if len(value) == 18:
+        return value[:17].isdigit() and value[17] in "0123456789X"
+    return len(value) == 15 and value.isdigit()
+
+
+def is_personal_number(value: str) -> bool:
+    """A number that identifies a person rather than an application: an ID number, a
+    mainland mobile number, or an ID suffix on its own (3 digits + a digit or X)."""
+    value = (value or "").strip().upper()
+    return (is_id_number(value)
+            or (len(value) == 11 and value.isdigit() and value[0] == "1" and value[1] in "3456789")
+            or (len(value) == 4 and value[:3].isdigit() and value[3] in "0123456789X"))
+
+
 def keyed_hash(key: str, *parts: str) -> str:
     """HMAC-SHA256 of the parts; used for ID suffixes, lockout keys and audit rows."""
     message = "\x1f".join(parts).encode("utf-8")

@@ -92,7 +92,13 @@ def runtime_credentials(settings: StackSettings, environ=os.environ) -> pathlib.
     return path
 
 
-def build_services(settings: StackSettings, environ=os.environ) -> List[Service]:
+# The stand-in for the agency's progress system is optional: without the folder (the real
+# system replaces it; set PROGRESS_SERVICE_URL and the keys) everything else still runs.
+STAND_IN_PRESENT = (ROOT / "progress_service" / "app.py").exists()
+
+
+def build_services(settings: StackSettings, environ=os.environ,
+                   with_stand_in: bool = STAND_IN_PRESENT) -> List[Service]:
     rasa = [
         str(VENV_BIN / "rasa"), "run",
         "--model", str(settings.model_path),
@@ -140,7 +146,7 @@ def build_services(settings: StackSettings, environ=os.environ) -> List[Service]
             # Agent tokens skip the ID check: only the agent console (web) may mint them,
             # never the public bot's action server, even if the variable is set globally.
             service.env["PROGRESS_AGENT_SECRET"] = ""
-    return [progress] + services
+    return ([progress] if with_stand_in else []) + services
 
 
 def progress_service(settings: StackSettings, environ=os.environ):

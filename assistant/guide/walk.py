@@ -93,23 +93,23 @@ def handle(
     jump = data.jump_target(text, state.channel) if intent == START else None
     if intent == GOTO:
         number = parse_step_number(entities.get("step_number")) or parse_step_number(text)
-        if number is None or not 1 <= number <= total:
-            state.step, state.active, state.awaiting = state.step or 1, True, None
-            ask = data.phrase("goto_which") if number is None else ""
-            return Turn([render.step(state, ask + data.phrase("goto_range", total=total))], state)
-        target = number
+        if number is None or not 1 <= number <= total:  # the current step, and how to ask
+            target = state.step or 1
+            prefix += (data.phrase("goto_which") if number is None else "") + data.phrase("goto_range", total=total)
+        else:
+            target = number
     elif jump:
         target = jump
     elif state.step is None:
         target = 1
+    elif intent == BACK:  # also at a pending question: back is back, not an answer
+        target = max(1, state.step - 1)
+        if state.step == 1:
+            prefix += data.phrase("first_step")
     elif intent in SETUP_INTENTS or asked in (AWAIT_CHANNEL, AWAIT_WHOM):
         target = state.step
         if intent == START:
             prefix += data.phrase("resumed", step=target)
-    elif intent == BACK:
-        target = max(1, state.step - 1)
-        if state.step == 1:
-            prefix = data.phrase("first_step")
     elif not state.active or asked == AWAIT_RESUME:
         target = state.step  # coming back after a question or a pause: same step again
     else:  # next / affirm
@@ -124,7 +124,7 @@ def handle(
         state.for_whom = earlier_whom
         prefix += data.text("for_whom", earlier_whom, "remembered")
     if state.for_whom is None and whom_step is not None and target >= whom_step:
-        if asked == AWAIT_WHOM:  # asked last turn and not answered: go on as 本人
+        if asked == AWAIT_WHOM and intent != BACK:  # asked, not answered: go on as 本人
             state.for_whom = SELF
             prefix += data.phrase("default_whom_taken")
         else:
@@ -200,4 +200,10 @@ def repeat(data: GuideData, state: GuideState, links: bool = False) -> Turn:
     if state.awaiting == AWAIT_WHOM:  # the question again would be the same question twice
         return handle(data, NEXT, "", state, links=links)
     state = dataclasses.replace(state, active=True, awaiting=None)
-    return Turn([Renderer(data, links).step(state, data.text("repeat", "text"))], state)
+    prefix = data.text("repeat", "text")
+    whom_step = data.whom_step(state.channel)
+    if state.for_whom is None and whom_step is not None and state.step >= whom_step:
+        # the step depends on who it is for and nobody said: as everywhere, 本人, said so
+        state.for_whom = SELF
+        prefix = data.phrase("default_whom_taken") + "\n" + prefix
+    return Turn([Renderer(data, links).step(state, prefix)], state)

@@ -21,6 +21,8 @@ import sys
 
 import pytest
 
+from tools.stack import StackSettings, build_services
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 LAYERS = [
@@ -156,3 +158,16 @@ def test_without_the_stand_in_service_everything_else_imports():
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_make_run_starts_without_the_stand_in_service(tmp_path):
+    """With progress_service/ removed (the agency's real system replaces it), `make run`
+    starts everything else and points the bot and the console at PROGRESS_SERVICE_URL."""
+    settings = StackSettings(state_dir=tmp_path)
+    environ = {"PROGRESS_SERVICE_URL": "https://progress.example.gov.cn", "PATH": "/usr/bin"}
+    services = build_services(settings, environ, with_stand_in=False)
+    assert [s.name for s in services] == ["actions", "rasa", "web"]
+    assert not any("progress_service" in " ".join(s.command) for s in services)
+    for service in services:
+        if service.name in ("actions", "web"):
+            assert service.env["PROGRESS_SERVICE_URL"] == "https://progress.example.gov.cn"

@@ -410,3 +410,24 @@ def test_a_question_that_also_answers_the_pending_choice_moves_on():
     # a question that does not answer it gets the plain offer
     turn = guide.offer_resume(DATA, walk.state, "要带哪些材料")
     assert turn.replies[0].text == "继续第4步吗？"
+
+
+def test_back_at_the_who_question_goes_back_and_does_not_answer_it():
+    walk = Walk()
+    walk.say(guide.INFORM_CHANNEL, "", guide_channel="miniprogram")
+    walk.say(guide.GOTO, "第4步")
+    assert walk.state.awaiting == guide.AWAIT_WHOM
+    walk.say(guide.BACK, "上一步")
+    assert walk.state.step == 3 and walk.state.for_whom is None and "第3步 / 共8步" in walk.text
+
+
+def test_a_step_that_depends_on_the_person_is_never_shown_without_one():
+    """"没看懂" or an out-of-range jump on such a step: 本人 is taken and said (or asked
+    once), never shown silently as 本人 with the question coming a step later."""
+    state = guide.GuideState(channel="miniprogram", step=4, active=True, awaiting=guide.AWAIT_RESUME)
+    turn = guide.repeat(DATA, state)
+    assert turn.state.for_whom == "self" and "帮家人申请" in turn.replies[0].text
+    walk = Walk()
+    walk.state = guide.GuideState(channel="miniprogram", step=4, active=True)
+    walk.say(guide.GOTO, "第9步")
+    assert walk.state.awaiting == guide.AWAIT_WHOM and "给自己申请，还是帮家人" in walk.text

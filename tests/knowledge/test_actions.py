@@ -85,7 +85,7 @@ def test_which_diseases_lists_the_catalogue_even_after_a_disease_question():
     messages, _ = run(ActionAnswerTopic(), tracker("那哪些病可以办", "ask_disease_coverage",
                                                    slots={"disease": ["高血压"]}))
     text = text_of(messages)
-    assert "国家公布、全国都能直接报销的病种" in text and "冠心病" in text
+    assert "国家公布的门诊慢特病（到外省看病也能直接结算）" in text and "冠心病" in text
     follow_up, _ = run(ActionAnswerTopic(), tracker("这个病能办不", "ask_disease_coverage",
                                                     slots={"disease": ["高血压"]}))
     assert "「高血压」" in text_of(follow_up)

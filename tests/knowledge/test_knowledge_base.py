@@ -117,7 +117,7 @@ def test_no_invented_numbers_in_answers(kb):
 
 def test_verified_and_unverified_diseases_are_phrased_differently(kb):
     confirmed = "\n".join(kb.answer_topic("disease_coverage", ["高血压"]).messages)
-    assert "「高血压」在国家公布的门诊慢特病名单里，全国都能直接报销" in confirmed
+    assert "「高血压」在国家公布的门诊慢特病名单里，到外省看这个病也能直接结算" in confirmed
     unconfirmed = "\n".join(kb.answer_topic("disease_coverage", ["冠心病"]).messages)
     assert "没能核实" in unconfirmed and "以官方目录为准" in unconfirmed
 

@@ -54,7 +54,7 @@ def say(stack, sender, text):
 
 def test_follow_up_questions_keep_the_disease(running_stack):
     first = say(running_stack, "kb-follow", "高血压能办吗")
-    assert "「高血压」在国家公布的门诊慢特病名单里，全国都能直接报销" in first
+    assert "「高血压」在国家公布的门诊慢特病名单里，到外省看这个病也能直接结算" in first
     second = say(running_stack, "kb-follow", "那要什么材料")
     assert "申请「高血压」" in second and "诊断证明书" in second
     third = say(running_stack, "kb-follow", "那糖尿病呢")

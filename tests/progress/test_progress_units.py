@@ -93,7 +93,36 @@ def test_a_full_id_typed_for_the_suffix_gives_its_last_4_and_is_not_kept(typed):
     slots = asyncio.run(form.extract_id_last4(None, _form_tracker(typed, "id_last4"), {}))
     assert slots == {"id_last4": "1234"}
     slots = asyncio.run(form.extract_application_no(None, _form_tracker(typed, "application_no"), {}))
-    assert "511302" not in slots["application_no"] and slots["application_no"].endswith("1234")
+    assert "511302" not in slots["application_no"] and "1234" not in slots["application_no"]
+
+
+@pytest.mark.parametrize("typed", ["11010519491231002X", "110105 19491231 002X", "110105—19491231—002X",
+                                   "110105194912310021", "130503670401001", "13812345678", "1234",
+                                   "身份证后四位是123X"])
+def test_a_personal_number_is_never_taken_for_an_application_number(typed):
+    """An ID number (valid check character, any separators), a 15-digit ID, a mobile number
+    or an ID suffix typed when the number is asked for is not kept and not looked up."""
+    import asyncio
+
+    from actions.progress import NOT_A_NUMBER, ValidateProgressForm
+
+    form = ValidateProgressForm()
+    slots = asyncio.run(form.extract_application_no(None, _form_tracker(typed, "application_no"), {}))
+    assert slots == {"application_no": NOT_A_NUMBER}
+
+
+@pytest.mark.parametrize("typed,number", [("编号是 2025-0001-99", "2025000199"), ("nc２０２５ ０００１０４", "NC2025000104"),
+                                          ("NC110105194912310021", "NC110105194912310021"), ("12345", "12345")])
+def test_what_plausibly_is_a_number_is_taken(typed, number):
+    """The real format is unknown: letters and digits go to the service, unless the digits
+    have the shape of an ID number, a mobile number or an ID suffix (core.privacy)."""
+    import asyncio
+
+    from actions.progress import ValidateProgressForm
+
+    form = ValidateProgressForm()
+    slots = asyncio.run(form.extract_application_no(None, _form_tracker(typed, "application_no"), {}))
+    assert slots == {"application_no": number}
 
 
 def test_an_application_number_with_18_digits_is_not_taken_for_an_id_number():

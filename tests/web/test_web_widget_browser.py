@@ -272,6 +272,7 @@ def test_only_the_latest_buttons_can_be_tapped(browser, web_stack):
         ask(page, "小程序上咋申请")
         expect(bot_messages(page).last).to_contain_text("第1步", timeout=REPLY_TIMEOUT)
         page.get_by_role("button", name="下一步").last.click()
+        expect(page.get_by_label("输入您的问题")).to_be_focused()  # the keyboard stays in the dialog
         expect(bot_messages(page).last).to_contain_text("第2步", timeout=REPLY_TIMEOUT)
         next_buttons = page.get_by_role("button", name="下一步")
         expect(next_buttons).to_have_count(2)

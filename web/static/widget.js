@@ -211,6 +211,7 @@
         choice.addEventListener("click", function () {
           if (choice.disabled) { return; }
           send(button.payload || button.title, button.title);
+          input.focus();  // the tapped set is now disabled: keep the keyboard in the dialog
         });
         group.appendChild(choice);
       });
