@@ -371,13 +371,16 @@ def pack(lines: Sequence[str], limit: int = MAX_CHARS, preferred: Optional[int] 
     limit = min(limit, preferred or limit)
     messages: List[str] = []
     current: List[str] = []
+    size = 0  # visible characters in `current` (line breaks are not counted)
     for line in lines:
         if not line:
             continue
-        if current and visible_length("\n".join(current + [line])) > limit:
+        length = visible_length(line)
+        if current and size + length > limit:
             messages.append("\n".join(current))
-            current = []
+            current, size = [], 0
         current.append(line)
+        size += length
     if current:
         messages.append("\n".join(current))
     return messages
