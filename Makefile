@@ -20,7 +20,7 @@ TRAIN_INPUTS := config.yml tools/build_nlu.py knowledge/diseases.yml knowledge/r
 	knowledge/contacts.yml core/textnorm.py \
 	$(shell find domain data assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path '*/generated/*' 2>/dev/null)
 
-.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu
+.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile
 
 help:
 	@echo "make run    - install if needed, train if stale, start the assistant (Ctrl-C stops it)"
@@ -29,6 +29,8 @@ help:
 	@echo "make agent-add USER=<name> PASSWORD=<password> - hotline-agent account for the console at /agent"
 	@echo "make validate-knowledge - check knowledge/*.yml (schema, sources, aliases, answers)"
 	@echo "make bench-nlu  - NLU benchmark: ours vs Rasa default vs TF-IDF+LogReg (a few minutes)"
+	@echo "make bench      - turn cost: our stack vs a bare Rasa anchor, 1/8/32 clients (about 25 minutes)"
+	@echo "make profile    - 20 s sampling profile of the Rasa process under 8 clients (py-spy)"
 
 # --- environment -----------------------------------------------------------------
 $(PY):
@@ -124,6 +126,19 @@ test-nlu: $(MODEL)
 # Three-way NLU comparison on the same split; writes docs/nlu-benchmark.md. Not part of `test`.
 bench-nlu: install-dev
 	$(PY) -m bench.nlu_benchmark
+
+# What a turn costs, against a bare Rasa anchor (bench/anchor.py) in the same run; trains
+# both models to time training; writes docs/performance.md. BENCH_ARGS="--levels 1,8"
+# (or without --train) for a shorter run. `make test` keeps a quick guard of the ratio.
+BENCH_ARGS ?= --train
+bench: install-dev generate $(MODEL)
+	$(PY) -m bench.turns $(BENCH_ARGS)
+
+# Where the Rasa process spends its time under load: py-spy samples it for PROFILE_SECONDS
+# while 8 clients talk to the stack; writes .state/bench/profile.txt (docs/performance.md).
+PROFILE_SECONDS ?= 20
+profile: install-dev generate $(MODEL)
+	$(PY) -m bench.profile --seconds $(PROFILE_SECONDS)
 
 test-conversations: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/stories \
