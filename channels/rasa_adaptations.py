@@ -9,9 +9,11 @@ tests/foundation/test_rasa_adaptations.py checks behaviour is unchanged.
 """
 import functools
 import logging
+import sqlite3
 
 import jsonschema
 import rasa
+import sqlalchemy as sa
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.constants import DOCS_BASE_URL
 
@@ -47,6 +49,18 @@ def _validate_action_result(self, result) -> bool:
     raise error
 
 
+def _sqlite_write_ahead_log(dbapi_connection, _record) -> None:
+    """SQLite tracker store (the embedded default): write-ahead log, and sync at checkpoints
+    instead of at every commit. Rasa commits twice a turn; with the rollback journal each
+    commit waits for the disk. A crash of the machine (not of Rasa) can lose the last
+    turns, never corrupt the file; production uses PostgreSQL (deploy/)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
 def apply() -> bool:
     """Install the adaptations; False (Rasa untouched) on another Rasa line."""
     if not rasa.__version__.startswith(SUPPORTED_RASA):
@@ -54,4 +68,6 @@ def apply() -> bool:
                        rasa.__version__, SUPPORTED_RASA)
         return False
     RemoteAction._validate_action_result = _validate_action_result
+    if not sa.event.contains(sa.engine.Engine, "connect", _sqlite_write_ahead_log):
+        sa.event.listen(sa.engine.Engine, "connect", _sqlite_write_ahead_log)
     return True

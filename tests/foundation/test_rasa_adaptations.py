@@ -55,3 +55,23 @@ def test_another_rasa_line_is_left_alone(monkeypatch):
     monkeypatch.setattr(RemoteAction, "_validate_action_result", rasa_adaptations._ORIGINAL_VALIDATE)
     assert rasa_adaptations.apply() is False
     assert RemoteAction._validate_action_result is rasa_adaptations._ORIGINAL_VALIDATE
+
+
+def test_the_sqlite_tracker_store_writes_ahead_and_keeps_conversations(tmp_path):
+    import asyncio
+
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    db = tmp_path / "tracker.db"
+    store = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(db))
+    tracker = DialogueStateTracker.from_events("u1", [ActionExecuted("action_listen"), UserUttered("你好")])
+    asyncio.run(store.save(tracker))
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    again = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(db))
+    restored = asyncio.run(again.retrieve("u1"))
+    assert [e.as_dict().get("text") for e in restored.events if isinstance(e, UserUttered)] == ["你好"]
