@@ -1,6 +1,5 @@
 """knowledge/ as an operator edits it: validation, rendering, reloading. No Rasa needed."""
 import pathlib
-import re
 import shutil
 import time
 
@@ -8,9 +7,9 @@ import pytest
 import yaml
 
 from assistant import contacts
-from assistant.content import get_knowledge
+from assistant.content import get_knowledge, texts
 from assistant.knowledge import KnowledgeBase, disease_like_phrases, visible_length
-from assistant.knowledge_checks import validate
+from assistant.knowledge_checks import invented_numbers, source_texts, validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KNOWLEDGE = ROOT / "knowledge"
@@ -107,12 +106,89 @@ def test_caveat_only_on_unverified_topics(kb):
 
 
 def test_no_invented_numbers_in_answers(kb):
-    """Ratios, limits and time limits are not in the sources: no % or amounts or day counts."""
+    """Ratios, limits and time limits are not in the sources: no % or amounts or day
+    counts, in digits or in Chinese numerals (the shared guard; validate-knowledge runs it
+    over every rendered text, test_invented_numbers_are_found_in_every_kind_of_text)."""
+    sources = source_texts(kb)
     for topic_id in kb.topics:
-        text = "\n".join(kb.answer_topic(topic_id, ["高血压"]).messages)
-        assert not re.search(r"\d+\s*(%|％|元|天|个工作日|年|月)", text), (topic_id, text)
+        for diseases in ([], ["高血压"], ["冠心病"]):
+            text = "\n".join(kb.answer_topic(topic_id, diseases).messages)
+            assert invented_numbers(text, sources) == [], (topic_id, text)
     reimbursement = "\n".join(kb.answer_topic("reimbursement").messages)
     assert "以南充市医保部门最新官方规定为准" in reimbursement and "12393" in reimbursement
+
+
+@pytest.mark.parametrize("text, invented", [
+    ("审核一般需要15个工作日。", ["15个工作日"]),
+    ("审核一般需要十五个工作日。", ["十五个工作日"]),
+    ("审核一般需要１５个工作日。", ["１５个工作日"]),
+    ("报销比例为 70%，起付线三百元。", ["70%", "三百元"]),
+    ("报销比例为百分之七十，年度限额两万元。", ["百分之七十", "两万元"]),
+    ("能报七成。", ["七成"]),
+    ("认定有效期两年，到期前一个月续办。", ["两年", "一个月"]),
+    ("有效期半年。", ["半年"]),
+    ("结果一般两周内出来。", ["两周"]),
+    ("四川目前有四十七种门诊慢特病。", ["四十七种门诊慢特病"]),
+    ("全省共62个病种。", ["62个病种"]),
+])
+def test_the_guard_finds_numbers_in_digits_and_chinese_numerals(text, invented):
+    assert invented_numbers(text) == invented
+
+
+@pytest.mark.parametrize("text", [
+    "申请一般要准备这4样：", "身份证号的最后4位", "【微信小程序】第1步 / 共8步", "点一种方式，我带您一步步办。",
+    "二级及以上医保定点医疗机构", "同时满足这两条，就能申请", "请稍后再发一次", "拨打 12393，外地先拨区号0817",
+])
+def test_step_numbers_counts_of_things_and_the_hotline_are_not_policy_numbers(text):
+    assert invented_numbers(text) == []
+
+
+def test_a_number_the_sources_give_is_allowed(kb):
+    sources = source_texts(kb)
+    assert any("2023 年" in text for text in sources)  # the national notice
+    for text in ("国家医保局2023年的通知", "二〇二三年国家公布的名单", "国家公布的5种病"):
+        assert invented_numbers(text) != []
+        assert invented_numbers(text, sources) == [], text
+    assert invented_numbers("国家医保局2024年的通知", sources) == ["2024年"]
+
+
+
+@pytest.mark.parametrize("name, key, label", [
+    ("topics.yml", "materials", "topics.yml materials"),
+    ("progress_replies.yml", "submitted", "progress_replies.yml submitted"),
+    ("responses.yml", "utter_thanks", "responses.yml utter_thanks"),
+    ("channel_texts.yml", "plain_buttons", "channel_texts.yml plain_buttons"),
+    ("guide_steps.yml", None, "guide_steps.yml miniprogram step 1"),
+])
+def test_invented_numbers_are_found_in_every_kind_of_text(editable, name, key, label):
+    """`make validate-knowledge` runs the guard over every rendered reply: a Chinese-numeral
+    time limit in any knowledge file is an error."""
+    from tools.validate_knowledge import validate_all
+
+    path = editable / name
+    if name == "topics.yml":
+        edit(editable, name, lambda d: d["topics"]["materials"].update(
+            {"answer": d["topics"]["materials"]["answer"] + "审核一般需要十五个工作日。"}))
+    elif name == "guide_steps.yml":
+        text = path.read_text(encoding="utf-8")
+        old = "打开微信，在顶部搜索框搜“四川医保公共服务平台”。"
+        assert text.count(old) == 1
+        path.write_text(text.replace(old, old + "审核一般需要十五个工作日。"), encoding="utf-8")
+    else:
+        edit(editable, name, lambda d: d.update({key: d[key] + "审核一般需要十五个工作日。"}))
+    errors = [p for p in validate_all(editable, ROOT / "domain", ROOT) if p.startswith("ERROR")]
+    assert any(label in e and "十五个工作日" in e for e in errors), errors
+    assert all("十五个工作日" in e for e in errors), errors
+
+
+def test_the_shipped_texts_pass_the_guard_and_the_console_lockout_matches_its_text():
+    from tools.validate_knowledge import SERVICE_NUMBERS, validate_all
+    from web.app import LOGIN_WINDOW_SECONDS
+
+    assert [p for p in validate_all() if p.startswith("ERROR")] == []
+    assert SERVICE_NUMBERS["channel_texts.yml console_too_many_failures"] == [f"{LOGIN_WINDOW_SECONDS // 60} 分钟"]
+    assert texts("channel_texts").templates["console_too_many_failures"].count(
+        f"{LOGIN_WINDOW_SECONDS // 60} 分钟") == 1
 
 
 def test_verified_and_unverified_diseases_are_phrased_differently(kb):

@@ -8,6 +8,7 @@ import yaml
 
 from assistant.knowledge import KnowledgeBase
 from core.textnorm import normalize_text
+from tests.support import has_traditional
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MARKUP = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
@@ -49,9 +50,27 @@ def test_every_intent_has_25_examples_in_the_styles_people_type(intent):
     assert len(lines) >= 25, f"{intent}: {len(lines)} examples"
     assert len(set(lines)) == len(lines), f"{intent}: duplicate examples"
     plain = [MARKUP.sub(r"\1", line) for line in lines]
-    assert any(normalize_text(line) != line for line in plain), f"{intent}: no traditional example"
+    assert any(has_traditional(line) for line in plain), f"{intent}: no traditional example"
     assert any(word in line for line in plain for word in DIALECT), f"{intent}: no Sichuan dialect example"
     assert any(len(line) <= 4 for line in plain), f"{intent}: no short fragment"
+
+
+
+# What normalize_text changes besides traditional characters; each once passed for
+# "a traditional example" (inform_application had only the full-width colon).
+NOT_TRADITIONAL = ["申请编号：NC2025005555", "要带  哪些材料", "ＡＰＰ上咋个申请", "申请表在哪下载？",
+                   "好的👍", "身份证后四位１２３Ｘ", "咋个\u3000办"]
+
+
+@pytest.mark.parametrize("text", NOT_TRADITIONAL)
+def test_full_width_spaces_and_emoji_are_not_traditional(text):
+    assert normalize_text(text) != text  # changed by the normaliser, but not traditional
+    assert not has_traditional(text)
+
+
+@pytest.mark.parametrize("text", ["要帶哪些材料", "醫保卡咋個辦", "乾燥綜合征能辦不", "申請編號：NC2025005555"])
+def test_traditional_characters_are_found(text):
+    assert has_traditional(text)
 
 
 @pytest.mark.parametrize("intent", ANSWERED)
@@ -59,7 +78,7 @@ def test_each_knowledge_intent_has_25_varied_examples(intent):
     lines = TRAIN.get(intent, [])
     assert len(lines) >= 25, intent
     plain = [MARKUP.sub(r"\1", line) for line in lines]
-    assert any(normalize_text(line) != line for line in plain), f"{intent}: no traditional example"
+    assert any(has_traditional(line) for line in plain), f"{intent}: no traditional example"
     assert any(word in line for line in plain for word in DIALECT), f"{intent}: no Sichuan dialect example"
     assert any(len(line) <= 4 for line in plain), f"{intent}: no short fragment"
 

@@ -11,6 +11,7 @@ import yaml
 from assistant.knowledge import KnowledgeBase
 from bench import leak_check
 from core.textnorm import to_simplified
+from tests.support import has_traditional
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HARD_SET = ROOT / "tests" / "nlu" / "hard_set.yml"
@@ -37,12 +38,6 @@ def hard_set_by_intent():
 
 
 HARD = hard_set_by_intent()
-
-
-def has_traditional(text: str) -> bool:
-    """A CJK character that the traditional -> simplified conversion changes (not merely
-    text that normalize_text changes some other way: spaces, full-width, emoji)."""
-    return any("\u4e00" <= char <= "\u9fff" and to_simplified(char) != char for char in text)
 
 
 @pytest.fixture(scope="module")
