@@ -15,9 +15,13 @@ export PYTHONPATH := $(CURDIR)
 # Everything a trained model depends on: change any of it and `make run` retrains.
 # Of knowledge/, the disease catalogue feeds training (lookup table, synonyms, Jieba
 # dictionary) and responses.yml + contacts.yml the domain's responses; the other knowledge
-# files are read by the actions at run time. core/textnorm.py is the NLU normaliser's code.
+# files are read by the actions at run time. The Python: `python -m tools.train_inputs`
+# lists config.yml's custom components, tools/build_nlu.py and every project module they
+# import (core/textnorm.py, ...). Before `make install` there is no model to keep fresh;
+# if the tool fails, the model's rule stops on a missing "tools/train_inputs.py-FAILED".
+TRAIN_CODE := $(if $(wildcard $(PY)),$(shell $(PY) -m tools.train_inputs || echo tools/train_inputs.py-FAILED))
 TRAIN_INPUTS := config.yml tools/build_nlu.py knowledge/diseases.yml knowledge/responses.yml \
-	knowledge/contacts.yml core/textnorm.py \
+	knowledge/contacts.yml $(TRAIN_CODE) \
 	$(shell find domain data assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path '*/generated/*' 2>/dev/null)
 
 .PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile

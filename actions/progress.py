@@ -94,6 +94,20 @@ def _latest_message_used(tracker: Tracker) -> bool:
     return False
 
 
+def requester(tracker: Tracker) -> str:
+    """Who asks, for the service's lockout: what the channel saw and the client cannot
+    choose (channels/inbound.py puts a hash of the client address in the message's
+    metadata); else the sender id, which only WeChat's signed OpenID and Rasa's
+    authenticated HTTP API leave without one."""
+    for event in reversed(tracker.events or []):
+        if event.get("event") == "user":
+            client = (event.get("metadata") or {}).get("client")
+            if isinstance(client, str) and client:
+                return "client:" + client
+            break
+    return "sender:" + (tracker.sender_id or "")
+
+
 def _day(value: Optional[str]) -> str:
     if not value:
         return ""
@@ -264,7 +278,7 @@ class ActionCheckProgress(Action):
                 return events + [SlotSet("lookup_attempts", 0)]
             return events
 
-        result: LookupResult = await self.client.lookup_async(number, suffix, tracker.sender_id)
+        result: LookupResult = await self.client.lookup_async(number, suffix, requester(tracker))
         if result.outcome == "found":
             variables = status_reply(result.application or {})
             say(dispatcher, tracker, variables.pop("reply"), **variables)

@@ -1,10 +1,14 @@
-"""Schema and cross-reference checks of knowledge/*.yml (the knowledge base's own files).
+"""Schema and cross-reference checks of knowledge/*.yml (the knowledge base's own files),
+and the invented-numbers guard every text the bot can say goes through.
 
 Used by the reloading cache (assistant/content.py: a broken edit is not applied) and by
-`make validate-knowledge` (tools/validate_knowledge.py), which adds the other files' checks.
+`make validate-knowledge` (tools/validate_knowledge.py), which adds the other files' checks
+and runs `invented_numbers` over every rendered reply.
 """
+import math
 import pathlib
-from typing import Any, Dict, List, Optional, Tuple
+import re
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 import yaml
 
@@ -17,6 +21,91 @@ from core import defaults
 from core.textnorm import normalize_text
 
 DOMAIN_DIR = defaults.ROOT / "domain"
+
+# --- numbers the sources do not give ----------------------------------------------------
+# Review time limits, validity periods, ratios, deductibles, annual limits and the number
+# of diseases are not in the sources (FACTS.md "Not confirmed"): a text that states one
+# invents it. A quantity is a number, in Arabic digits (half- or full-width) or Chinese
+# numerals, with a unit of those kinds: "15个工作日", "十五个工作日", "70%", "百分之七十",
+# "七成", "三千元", "半年", "47种门诊慢特病". A quantity the sources state (the same value and
+# unit in sources.yml: "2023 年") is allowed; so is what the caller passes as allowed.
+# Step numbers, "后4位", "4样材料" or the hotline carry no such unit and are not quantities.
+_NUMBER = r"[0-9０-９]+(?:[.．][0-9０-９]+)?|[零〇一二两三四五六七八九十百千万半]+"
+_UNITS = {  # as written -> one name per unit; longer spellings first in the pattern
+    "%": "%", "％": "%", "成": "成", "块钱": "元", "块": "元", "万元": "万元", "元": "元",
+    "工作日": "工作日", "自然日": "天", "天": "天", "日": "天", "星期": "周", "周": "周",
+    "月": "月", "年": "年", "小时": "小时", "分钟": "分钟", "岁": "岁",
+    "万块": "万元", "个病种": "种", "种门诊慢特病": "种", "种慢特病": "种", "种疾病": "种", "种病": "种",
+}
+# in the sources a count stands alone ("…抗排异治疗 5 种"); in a reply "一种方式" is no count
+_SOURCE_UNITS = dict(_UNITS, 种="种")
+
+
+def _quantity_pattern(units: Dict[str, str]):
+    spelled = "|".join(re.escape(unit) for unit in sorted(units, key=len, reverse=True))
+    return re.compile(rf"(?:百分之\s*(?P<percent>{_NUMBER}))|(?P<number>{_NUMBER})\s*(?:个\s*)?(?P<unit>{spelled})")
+
+
+_QUANTITY = _quantity_pattern(_UNITS)
+_SOURCE_QUANTITY = _quantity_pattern(_SOURCE_UNITS)
+_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+          "八": 8, "九": 9}
+_SCALE = {"十": 10, "百": 100, "千": 1000}
+
+
+def number_value(number: str) -> float:
+    """"15", "１５", "1.5", "十五", "一百二十", "三万", "二〇二三", "半" as a number (NaN if unreadable)."""
+    number = number.translate(str.maketrans("０１２３４５６７８９．", "0123456789."))
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", number):
+        return float(number)
+    half = 0.5 if number.endswith("半") else 0.0
+    number = number.rstrip("半")
+    if not number:
+        return half
+    if not any(char in _SCALE or char == "万" for char in number):  # digit by digit: 二〇二三
+        return float("".join(str(_DIGIT[char]) for char in number)) + half if all(
+            char in _DIGIT for char in number) else math.nan
+    total, section, digit = 0, 0, 0
+    for char in number:
+        if char in _DIGIT:
+            digit = _DIGIT[char]
+        elif char in _SCALE:
+            section += (digit or 1) * _SCALE[char]
+            digit = 0
+        elif char == "万":
+            total += (section + digit or 1) * 10000
+            section = digit = 0
+        else:
+            return math.nan
+    return float(total + section + digit) + half
+
+
+def _quantities(text: str, pattern) -> List[Tuple[str, float, str]]:
+    """(as written, value, unit) for every quantity in the text."""
+    found = []
+    units = _SOURCE_UNITS if pattern is _SOURCE_QUANTITY else _UNITS
+    for match in pattern.finditer(text or ""):
+        if match.group("percent"):
+            found.append((match.group(0), number_value(match.group("percent")), "%"))
+        else:
+            found.append((match.group(0), number_value(match.group("number")), units[match.group("unit")]))
+    return found
+
+
+def source_texts(kb: KnowledgeBase) -> List[str]:
+    """What sources.yml says about each source (title, location, note): the quantities in
+    it are the ones the sources give."""
+    return [str(source.get(field) or "") for source in kb.sources.values() if isinstance(source, dict)
+            for field in ("title", "location", "note")]
+
+
+def invented_numbers(text: str, allowed: Iterable[str] = ()) -> List[str]:
+    """The quantities in `text` (as written) that no text in `allowed` gives with the
+    same value and unit: "审核一般需要十五个工作日" -> ["十五个工作日"]; with the sources'
+    texts as `allowed`, "2023 年" passes because sources.yml names the 2023 notice."""
+    given: Set[Tuple[float, str]] = {(value, unit) for line in allowed
+                                     for _, value, unit in _quantities(line, _SOURCE_QUANTITY)}
+    return [written for written, value, unit in _quantities(text, _QUANTITY) if (value, unit) not in given]
 
 
 def _domain_intents(domain_dir: pathlib.Path) -> set:

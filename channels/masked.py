@@ -1,63 +1,130 @@
-"""Rasa's own REST and socket.io channels, with full ID-card numbers masked on the way in.
+"""Rasa's own REST and socket.io channels, with what every one of our channels does on
+the way in (channels/inbound.py, docs/security.md).
 
 People paste their whole 身份证号 when the bot asks for the last 4 characters. The
 built-in channels would pass it to Rasa unchanged, and the tracker store (SQLite or
 PostgreSQL) and Rasa's own error logs (the REST channel logs the text when a turn fails
 or times out) would keep it. These subclasses keep the channels' names, URLs and wire
-format (`/webhooks/rest/webhook`, socket.io at `/socket.io`) and mask the text first –
-the same masking the WeChat and web channels apply. The REST channel also answers a
-body that is not {"message": "<text>", ...} with 400 instead of an exception (500).
+format (`/webhooks/rest/webhook`, socket.io at `/socket.io`), and before Rasa sees a
+message they
+- mask ID numbers, cut the text to core.inbound.MAX_TEXT_CHARS and never let typed text
+  be a "/intent" command (only buttons the bot offered may send one);
+- drop the client's `metadata` and `input_channel` and set the server's own (who is
+  asking: a hash of the client address);
+- refuse (400) a REST body that is not {"sender": "<id>", "message": "<text>"} and (413)
+  one over channels.inbound.MAX_BODY_BYTES, instead of an exception (500).
 
 Enabled in credentials.yml under their module paths instead of `rest:`/`socketio:`.
 """
-from typing import Any, Awaitable, Callable, Optional, Text
+import asyncio
+import json
+import logging
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
-from rasa.core.channels.socketio import SocketIOInput
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from core.privacy import mask_id_card_numbers
+from channels.inbound import client_address, handle, read_body, server_metadata
+
+logger = logging.getLogger(__name__)
+
+MAX_SENDER_CHARS = 128
 
 
-def masking(on_new_message: Callable[[UserMessage], Awaitable[Any]]):
-    """Wraps Rasa's message handler so it only ever sees masked text."""
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate from JSON ("\ud800") is not
+        return True
+    except UnicodeEncodeError:
+        return False
 
-    async def handle(message: UserMessage) -> Any:
-        if isinstance(message.text, str):
-            message.text = mask_id_card_numbers(message.text)
-        return await on_new_message(message)
 
-    return handle
+def parse_rest_body(body: Any) -> (Optional[Dict[str, str]], Optional[str]):
+    """({"sender", "message"}, None) or (None, reason) for a REST request body."""
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return None, 'body must be a JSON object: {"sender": "...", "message": "<text>"}'
+    sender = body.get("sender")
+    if sender is None:
+        sender = "default"  # what Rasa's REST channel does
+    if (not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS
+            or not _storable(sender)):
+        return None, f"sender must be a string of 1 to {MAX_SENDER_CHARS} characters"
+    return {"sender": sender, "message": body["message"]}, None
 
 
 class MaskedRestInput(RestInput):
-    def _extract_message(self, req: Request) -> Optional[Text]:
-        # masked here, before RestInput.receive keeps the text for its error logs
-        text = super()._extract_message(req)
-        return mask_id_card_numbers(text) if isinstance(text, str) else text
+    def _extract_input_channel(self, req: Request) -> Text:
+        return self.name()  # never the client's choice (it could claim "wechat")
+
+    def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
+        return server_metadata("ip", client_address(request))  # never the client's
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
-        @webhook.middleware("request")
-        async def reject_malformed_body(request: Request):
-            if request.method != "POST" or not request.path.endswith("/webhook"):
-                return None
+        @webhook.route("/", methods=["GET"])
+        async def health(_request: Request):
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request):
+            data = await read_body(request)
+            if data is None:
+                return response.json({"error": "body too large"}, status=413)
             try:
-                body = request.json
-            except Exception:  # noqa: BLE001 - invalid JSON
+                body = json.loads(data)
+            except (ValueError, RecursionError):  # invalid JSON, undecodable bytes, absurd nesting
                 body = None
-            if not isinstance(body, dict) or not isinstance(body.get("message"), str):
-                return response.json(
-                    {"error": 'body must be a JSON object: {"sender": "...", "message": "<text>"}'},
-                    status=400)
-            return None
+            parsed, reason = parse_rest_body(body)
+            if parsed is None:
+                return response.json({"error": reason}, status=400)
+            sender, text = parsed["sender"], parsed["message"]
+            metadata = self.get_metadata(request)
+
+            async def on_message(message: UserMessage) -> Any:
+                return await handle(on_new_message, message, metadata)
+
+            if request.args.get("stream", "").lower() == "true":  # Rasa's streaming option
+                return response.stream(
+                    self.stream_response(on_message, text, sender, self.name(), metadata),
+                    content_type="text/event-stream")
+            collector = CollectingOutputChannel()
+            try:
+                await on_message(UserMessage(text, collector, sender, input_channel=self.name(),
+                                             metadata=metadata))
+            except asyncio.CancelledError:
+                logger.error("rest: message handling timed out")
+            except Exception:  # noqa: BLE001 - Rasa's REST channel answers what it has, too
+                logger.exception("rest: message handling failed")
+            return response.json(collector.messages)
 
         return webhook
 
 
 class MaskedSocketIOInput(SocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        return super().blueprint(masking(on_new_message))
+        webhook = super().blueprint(on_new_message)
+        sio = self.sio
+
+        async def handle_message(sid: Text, data: Any) -> None:
+            # Rasa's handler, with the message checked, its metadata the server's own
+            if not isinstance(data, dict) or not isinstance(data.get("message", ""), str):
+                return
+            if self.session_persistence:
+                session_id = data.get("session_id")
+                if not isinstance(session_id, str) or not session_id or not _storable(session_id):
+                    return
+                sender_id = data["session_id"][:MAX_SENDER_CHARS]
+            else:
+                sender_id = sid
+            environ = sio.get_environ(sid, namespace=self.namespace) or {}
+            metadata = server_metadata("ip", client_address(environ.get("sanic.request")))
+            message = UserMessage(data.get("message", ""), SocketIOOutput(sio, self.bot_message_evt),
+                                  sender_id, input_channel=self.name(), metadata=metadata)
+            await handle(on_new_message, message, metadata)
+
+        sio.on(self.user_message_evt, handle_message, namespace=self.namespace)
+        return webhook

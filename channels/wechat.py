@@ -14,15 +14,15 @@ credentials.yml (written by tools/stack.py when WECHAT_TOKEN is set):
 Webhook: GET/POST /webhooks/wechat/webhook.
 """
 import logging
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
-from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 
 from assistant.contacts import contact_context
 from assistant.content import texts
+from channels.inbound import read_body
 from wechat_channel.config import WeChatSettings
 from wechat_channel.endpoint import REPLY_KEYS, WeChatEndpoint
 from wechat_channel.menu import Menu, load_menu
@@ -38,31 +38,6 @@ def wechat_replies() -> Dict[str, str]:
 
 def wechat_menu(settings: WeChatSettings) -> Menu:
     return load_menu(settings.menu_path, placeholders=contact_context())
-
-
-async def _read_body(request: Request, limit: int) -> Optional[bytes]:
-    """The request body, or None as soon as it is longer than `limit` bytes."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        return None
-    stream = getattr(request, "stream", None)
-    if stream is None or request.body:
-        return request.body if len(request.body) <= limit else None
-    stream.request_max_size = limit  # sanic stops reading (and closes) beyond this
-    chunks: List[bytes] = []
-    size = 0
-    try:
-        while True:
-            chunk = await stream.read()
-            if chunk is None:
-                break
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-    except PayloadTooLarge:
-        return None
-    return b"".join(chunks)
 
 
 class WeChatInput(InputChannel):
@@ -117,7 +92,7 @@ class WeChatInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request):
-            body = await _read_body(request, endpoint.settings.max_body_bytes)
+            body = await read_body(request, endpoint.settings.max_body_bytes)
             if body is None:
                 logger.warning("wechat: rejected an oversized body")
                 return response.text("body too large", status=400)  # the issue's contract: 403 or 400 only

@@ -12,11 +12,15 @@ import hmac
 import time
 from typing import Optional
 
+from core.privacy import same_secret
+
 _VERSION = "v1"
 
 
 def _sign(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode("utf-8"), payload.encode("utf-8"), hashlib.sha256).hexdigest()
+    # surrogatepass: a header with undecodable bytes is a wrong token, not an error
+    return hmac.new(secret.encode("utf-8", "surrogatepass"), payload.encode("utf-8", "surrogatepass"),
+                    hashlib.sha256).hexdigest()
 
 
 def issue_agent_token(agent: str, secret: str, ttl_seconds: int = 8 * 3600,
@@ -39,7 +43,7 @@ def verify_agent_token(token: str, secret: str, now: Optional[float] = None) -> 
     if len(parts) != 4 or parts[0] != _VERSION:
         return None
     payload = ".".join(parts[:3])
-    if not hmac.compare_digest(_sign(secret, payload), parts[3]):
+    if not same_secret(parts[3], _sign(secret, payload)):
         return None
     try:
         expiry = int(parts[2])

@@ -11,7 +11,6 @@ service writes its own request line with the number masked.
 import asyncio
 import dataclasses
 import functools
-import hmac
 import json
 import logging
 import pathlib
@@ -28,7 +27,7 @@ from core.agent_tokens import verify_agent_token
 from core.formats import (
     SANE_APPLICATION_NO, normalize_application_no, normalize_id_last4, now_china,
 )
-from core.privacy import mask_application_no
+from core.privacy import mask_application_no, same_secret
 from progress_service import settings as config
 from progress_service.db import make_engine
 from progress_service.importer import check_fields
@@ -48,6 +47,9 @@ class ServiceSettings:
     agent_secret: str
     max_failures: int = 5
     window_seconds: int = 900
+    identity_max_failures: int = 15
+    number_max_failures: int = 20
+    trust_seconds: int = 90 * 24 * 3600
 
     @classmethod
     def from_config(cls) -> "ServiceSettings":
@@ -59,6 +61,9 @@ class ServiceSettings:
             agent_secret=config.AGENT_SECRET,
             max_failures=config.LOCKOUT_MAX_FAILURES,
             window_seconds=config.LOCKOUT_WINDOW_SECONDS,
+            identity_max_failures=config.LOCKOUT_IDENTITY_MAX_FAILURES,
+            number_max_failures=config.LOCKOUT_NUMBER_MAX_FAILURES,
+            trust_seconds=config.LOCKOUT_TRUST_DAYS * 24 * 3600,
         )
 
     def missing(self):
@@ -67,8 +72,8 @@ class ServiceSettings:
 
 
 def _key_matches(presented: Optional[str], expected: str) -> bool:
-    return bool(presented) and bool(expected) and hmac.compare_digest(
-        presented.encode("utf-8"), expected.encode("utf-8"))
+    # as bytes: a non-ASCII or undecodable header is a wrong key (401), not a 500
+    return same_secret(presented, expected)
 
 
 def _error(status: int, code: str, message: str, **extra):
@@ -82,6 +87,8 @@ def create_app(settings: ServiceSettings, name: str = "progress_service",
     store = ProgressStore(
         make_engine(settings.database_url), settings.id_hash_key,
         max_failures=settings.max_failures, window_seconds=settings.window_seconds,
+        identity_max_failures=settings.identity_max_failures,
+        number_max_failures=settings.number_max_failures, trust_seconds=settings.trust_seconds,
     )
     app.ctx.store = store
     openapi = yaml.safe_load(OPENAPI_PATH.read_text(encoding="utf-8"))
@@ -140,6 +147,7 @@ def create_app(settings: ServiceSettings, name: str = "progress_service",
         id_last4 = normalize_id_last4(request.headers.get("x-id-last4"))
         if not id_last4:
             return _error(400, "bad_id_last4", "X-Id-Last4 应为身份证号最后4位（数字或X）")
+        # the bot's hash of who asks (client address or WeChat OpenID), else the caller itself
         sender = request.headers.get("x-sender") or f"ip:{request.remote_addr or request.ip}"
         outcome = await in_thread(store.lookup_public, number, id_last4, sender)
         if outcome.kind == "locked":

@@ -36,16 +36,25 @@ status_history = sa.Table(
     sa.Column("source", sa.String(20), nullable=False),  # import | push
 )
 
-# One row per failed verification; keys are keyed hashes of the number / the sender.
-failed_verifications = sa.Table(
-    "progress_failed_verifications", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("scope", sa.String(10), nullable=False),  # number | sender
-    sa.Column("key", sa.String(64), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),  # unix time
-    sa.Index("ix_progress_failed_key_at", "scope", "key", "at"),
+# Failed verifications per key and window (docs/progress.md, "Lockout"): one row per
+# (scope, key), counted up by one conditional upsert, so concurrent requests can never
+# pass the limit. Scopes: pair (number + identity), identity, number. Keys are keyed
+# hashes; numbers and identities themselves are never stored.
+lockout_counters = sa.Table(
+    "progress_lockout_counters", metadata,
+    sa.Column("scope", sa.String(10), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.Float, nullable=False),  # unix time of the window's first failure
+    sa.Column("failures", sa.Integer, nullable=False),
 )
-
+# Identities that proved a number (the right suffix): they keep their own limit when the
+# number is under attack and new identities are refused (step-up). Keyed hashes only.
+trusted_identities = sa.Table(
+    "progress_trusted_identities", metadata,
+    sa.Column("number_key", sa.String(64), primary_key=True),
+    sa.Column("identity_key", sa.String(64), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),  # last successful lookup, unix time
+)
 # Every agent-mode lookup. The number is kept masked plus as a keyed hash, so an
 # investigator holding PROGRESS_ID_HASH_KEY can check whether a given number was seen.
 agent_audit = sa.Table(
@@ -65,5 +74,20 @@ def make_engine(url: str) -> sa.engine.Engine:
         # the service runs queries in worker threads
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
     engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _begin_immediate(engine)
     metadata.create_all(engine)
     return engine
+
+
+def _begin_immediate(engine: sa.engine.Engine) -> None:
+    """SQLite: every transaction takes the write lock at BEGIN (SQLAlchemy's documented
+    recipe). A deferred transaction that reads first and writes later can fail with
+    "database is locked" under concurrent lookups instead of waiting its turn."""
+    @sa.event.listens_for(engine, "connect")
+    def no_implicit_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

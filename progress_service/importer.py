@@ -10,7 +10,9 @@ import dataclasses
 import io
 import os
 import pathlib
+import re
 import sys
+import unicodedata
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from core.devsecrets import ensure_dev_secrets
@@ -52,19 +54,68 @@ class ParsedFile:
     warnings: List[str]
 
 
+# Characters that never occur in the agency's Chinese export but do when a Big5 (or other
+# non-GBK) file is read as GBK: kana, Cyrillic, bopomofo, box drawing, vertical forms,
+# private use. A real GBK file may hold a few characters outside GB2312 (rare name
+# characters such as 玥 or 堃); a misread one is full of them.
+_NOT_IN_OUR_DATA = re.compile("[\u0400-\u04ff\u2500-\u257f\u3040-\u30ff\u3100-\u312f"
+                              "\ufe30-\ufe4f\ue000-\uf8ff]")
+_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+_RARE_SHARE = 0.10
+
+
+def _looks_misread(text: str) -> str:
+    """A few of the characters that make GBK-decoded text look misread, or ''."""
+    odd = _NOT_IN_OUR_DATA.findall(text)
+    cjk = _CJK.findall(text)
+    rare = []
+    for char in cjk:
+        try:
+            char.encode("gb2312")
+        except UnicodeEncodeError:
+            rare.append(char)
+    if odd or (len(rare) >= 3 and len(rare) >= _RARE_SHARE * len(cjk)):
+        return "".join((odd + rare)[:6])
+    return ""
+
+
 def decode(data: bytes) -> Tuple[str, str]:
-    """UTF-8 (with or without BOM) or GBK, as Excel in China saves it."""
+    """UTF-8 (with or without BOM) or GBK, as Excel in China saves it; nothing else.
+    Returns (text, encoding); the encoding is named in the import's output."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportRejected(["文件是 UTF-16 编码（Excel 的“Unicode 文本”）：请另存为“CSV UTF-8（逗号分隔）”或“CSV（逗号分隔）”"])
+    if b"\x00" in data:
+        raise ImportRejected(["文件里有空字节（NUL），不是 CSV 文本文件：请从 Excel 另存为 CSV"])
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
+        try:
+            return data[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError as error:
+            raise ImportRejected([f"文件以 UTF-8 标记开头，但第{error.start + 4}个字节起不是 UTF-8：文件已损坏或混用了编码"])
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
     try:
-        # GB18030 is a superset of GBK: every GBK file decodes the same way.
-        return data.decode("gb18030"), "gbk"
-    except UnicodeDecodeError:
-        raise ImportRejected(["文件编码无法识别：请保存为 UTF-8 或 GBK（Excel 的“CSV”）格式"])
+        text = data.decode("gbk")  # strict: no GB18030 extension, no private-use mapping
+    except UnicodeDecodeError as error:
+        raise ImportRejected([f"文件既不是 UTF-8 也不是 GBK（第{error.start + 1}个字节起无法解码），"
+                              "可能是 Big5（繁体）等其他编码：请在 Excel 中另存为“CSV UTF-8（逗号分隔）”后重新导入"])
+    misread = _looks_misread(text)
+    if misread:
+        raise ImportRejected([f"文件按 GBK 读出来像乱码（如“{misread}”），可能是 Big5（繁体）等其他编码："
+                              "请在 Excel 中另存为“CSV UTF-8（逗号分隔）”后重新导入"])
+    return text, "gbk"
+
+
+def _invisible_character(field: str, value: str) -> str:
+    """The first control, format (bidi, zero-width) or private-use character, as U+XXXX, or ''.
+    Line breaks and tabs are allowed in the note only (a cell with several lines)."""
+    for char in value:
+        if field == "note" and char in "\t\r\n":
+            continue
+        if unicodedata.category(char) in ("Cc", "Cf", "Co", "Cs", "Zl", "Zp"):
+            return f"U+{ord(char):04X}"
+    return ""
 
 
 def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool
@@ -76,6 +127,12 @@ def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool
     def text(name: str) -> str:
         value = raw.get(name)
         return "" if value is None else str(value).strip()
+
+    for field in COLUMNS:
+        value = raw.get(field)
+        invisible = _invisible_character(field, value) if isinstance(value, str) else ""
+        if invisible:
+            errors.append(f"{field} 含有控制字符或不可见字符 {invisible}（换行、双向文本控制符、零宽字符等都不允许），请删除后重试")
 
     for field, limit in MAX_LENGTHS.items():
         if len(text(field)) > limit:

@@ -26,10 +26,17 @@ AGENCY_KEY = _env("PROGRESS_AGENCY_KEY")
 ID_HASH_KEY = _env("PROGRESS_ID_HASH_KEY")
 # HMAC secret for hotline-agent tokens (X-Agent-Token), shared with the agent console.
 AGENT_SECRET = _env("PROGRESS_AGENT_SECRET")
-# Abuse limit: this many failed verifications for one number or one sender within
-# the window lock further lookups until the window has passed.
+# Abuse limits per window (docs/progress.md, "Lockout"): failed verifications for one
+# number from one identity; from one identity over all numbers; for one number from
+# identities that never proved it (beyond it, only those that did may try: step-up).
 LOCKOUT_MAX_FAILURES = int(_env("PROGRESS_LOCKOUT_MAX_FAILURES", "5"))
+LOCKOUT_IDENTITY_MAX_FAILURES = int(_env("PROGRESS_LOCKOUT_IDENTITY_MAX_FAILURES",
+                                         str(3 * LOCKOUT_MAX_FAILURES)))
+LOCKOUT_NUMBER_MAX_FAILURES = int(_env("PROGRESS_LOCKOUT_NUMBER_MAX_FAILURES",
+                                       str(4 * LOCKOUT_MAX_FAILURES)))
 LOCKOUT_WINDOW_SECONDS = int(_env("PROGRESS_LOCKOUT_WINDOW_SECONDS", "900"))
+# How long an identity that proved a number (right suffix) stays known for it.
+LOCKOUT_TRUST_DAYS = int(_env("PROGRESS_LOCKOUT_TRUST_DAYS", "90"))
 # Where `make run` keeps generated development secrets (git-ignored).
 DEV_SECRETS_FILE = pathlib.Path(_env("PROGRESS_DEV_SECRETS_FILE", str(defaults.DEV_SECRETS_FILE)))
 STATE_DIR = defaults.STATE_DIR

@@ -7,6 +7,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from progress_service import db
 from core.formats import CHINA_TZ, STATUS_LABELS, now_china
@@ -41,6 +42,16 @@ class Outcome:
     retry_after: int = 0
 
 
+def _dialect_insert(conn):
+    """INSERT with ON CONFLICT for the two databases the service supports."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"progress service: unsupported database {name} (SQLite or PostgreSQL)")
+
+
 def _iso(value) -> Optional[str]:
     if value is None:
         return None
@@ -49,16 +60,39 @@ def _iso(value) -> Optional[str]:
     return value.isoformat()
 
 
+class _Locked(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
 class ProgressStore:
+    """Lookups, updates, the lockout and the audit.
+
+    Lockout (docs/progress.md): a failed verification counts for the pair (number,
+    identity), for the identity and, unless the identity already proved this number, for
+    the number. An attempt first reserves one failure on each of its keys, by one
+    conditional upsert per key, inside the transaction that checks the suffix; a key at its
+    limit refuses the attempt (429) and nothing is counted. A match gives the reservations
+    back. So parallel requests can never be evaluated more often than the limits allow."""
+
     def __init__(self, engine: sa.engine.Engine, id_hash_key: str, max_failures: int = 5,
-                 window_seconds: int = 900, clock: Callable[[], float] = time.time):
+                 window_seconds: int = 900, clock: Callable[[], float] = time.time,
+                 identity_max_failures: Optional[int] = None,
+                 number_max_failures: Optional[int] = None,
+                 trust_seconds: int = 90 * 24 * 3600):
         if not id_hash_key:
             raise ValueError("PROGRESS_ID_HASH_KEY is not set")
         self.engine = engine
         self.id_hash_key = id_hash_key
         self.max_failures = max_failures
+        self.identity_max_failures = identity_max_failures or 3 * max_failures
+        self.number_max_failures = number_max_failures or 4 * max_failures
         self.window_seconds = window_seconds
+        self.trust_seconds = trust_seconds
         self.clock = clock
+        self._cleaned_at = 0.0
+        self._alarmed: Dict[str, float] = {}  # number key -> end of its step-up warning
 
     # --- reading --------------------------------------------------------------------
     def _load_row(self, conn, application_no: str):
@@ -108,51 +142,122 @@ class ProgressStore:
         return view
 
     # --- lockout --------------------------------------------------------------------
-    def _keys(self, application_no: str, sender: str):
-        return [
-            ("number", keyed_hash(self.id_hash_key, "number", application_no)),
-            ("sender", keyed_hash(self.id_hash_key, "sender", sender or "-")),
-        ]
+    def _reserve(self, conn, scope: str, key: str, limit: int, now: float) -> None:
+        """Count one failure for (scope, key) unless it is at its limit: one statement
+        (INSERT … ON CONFLICT DO UPDATE … WHERE), atomic on SQLite and PostgreSQL, and on
+        PostgreSQL the row stays locked until this transaction ends. Raises _Locked."""
+        table = db.lockout_counters
+        expired = table.c.window_start <= now - self.window_seconds
+        insert = _dialect_insert(conn)(table).values(scope=scope, key=key, window_start=now, failures=1)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.scope, table.c.key],
+            set_={"failures": sa.case((expired, 1), else_=table.c.failures + 1),
+                  "window_start": sa.case((expired, now), else_=table.c.window_start)},
+            where=sa.or_(expired, table.c.failures < limit),
+        )
+        if conn.execute(statement).rowcount == 1:
+            return
+        started = conn.execute(sa.select(table.c.window_start).where(
+            table.c.scope == scope, table.c.key == key)).scalar() or now
+        raise _Locked(max(1, int(started + self.window_seconds - now) + 1))
 
-    def _retry_after(self, conn, keys, now: float) -> int:
-        """Seconds until every key is below the limit again; 0 if none is locked."""
-        since = now - self.window_seconds
-        wait = 0.0
-        for scope, key in keys:
-            times = conn.execute(
-                sa.select(db.failed_verifications.c.at)
-                .where(db.failed_verifications.c.scope == scope,
-                       db.failed_verifications.c.key == key,
-                       db.failed_verifications.c.at > since)
-                .order_by(db.failed_verifications.c.at.desc())
-            ).scalars().all()
-            if len(times) >= self.max_failures:
-                # unlocked once the max_failures-th most recent failure leaves the window
-                wait = max(wait, times[self.max_failures - 1] + self.window_seconds - now)
-        return int(wait) + 1 if wait > 0 else 0
+    def _give_back(self, conn, scope: str, key: str) -> None:
+        table = db.lockout_counters
+        conn.execute(table.update().where(table.c.scope == scope, table.c.key == key,
+                                          table.c.failures > 0)
+                     .values(failures=table.c.failures - 1))
+
+    def _is_trusted(self, conn, number_key: str, identity_key: str, now: float) -> bool:
+        table = db.trusted_identities
+        return conn.execute(sa.select(table.c.at).where(
+            table.c.number_key == number_key, table.c.identity_key == identity_key,
+            table.c.at > now - self.trust_seconds)).first() is not None
+
+    def _trust(self, conn, number_key: str, identity_key: str, now: float) -> None:
+        table = db.trusted_identities
+        conn.execute(_dialect_insert(conn)(table).values(
+            number_key=number_key, identity_key=identity_key, at=now,
+        ).on_conflict_do_update(index_elements=[table.c.number_key, table.c.identity_key],
+                                set_={"at": now}))
+
+    def _alarm(self, number_key: str, application_no: str, now: float) -> None:
+        """One warning per number and window when it starts refusing new identities."""
+        if self._alarmed.get(number_key, 0.0) > now:
+            return
+        if len(self._alarmed) > 10000:
+            self._alarmed = {k: until for k, until in self._alarmed.items() if until > now}
+        self._alarmed[number_key] = now + self.window_seconds
+        logger.warning("number %s: %d failed checks in the window; only identities that proved "
+                       "it may try now (step-up)", mask_application_no(application_no),
+                       self.number_max_failures)
+
+    def _forget_expired(self, now: float) -> None:
+        """Keep the tables small: windows that are over, trust that has lapsed. Rows
+        another lookup holds are skipped (PostgreSQL), so this never waits or deadlocks."""
+        counters, trusted = db.lockout_counters, db.trusted_identities
+        try:
+            with self.engine.begin() as conn:
+                stale = conn.execute(
+                    sa.select(counters.c.scope, counters.c.key)
+                    .where(counters.c.window_start < now - self.window_seconds)
+                    .limit(500).with_for_update(skip_locked=True)).all()
+                for scope, key in stale:
+                    conn.execute(counters.delete().where(
+                        counters.c.scope == scope, counters.c.key == key,
+                        counters.c.window_start < now - self.window_seconds))
+                conn.execute(trusted.delete().where(trusted.c.at < now - self.trust_seconds))
+        except sa.exc.SQLAlchemyError as error:  # housekeeping only: the lookup is answered
+            logger.warning("lockout housekeeping skipped: %s", type(error).__name__)
 
     # --- lookups --------------------------------------------------------------------
     def lookup_public(self, application_no: str, id_last4: str, sender: str) -> Outcome:
+        """`sender` is the requesting identity (X-Sender: the bot's hash of the client
+        address or WeChat OpenID; else the caller's address)."""
         now = self.clock()
-        keys = self._keys(application_no, sender)
-        with self.engine.begin() as conn:
-            retry_after = self._retry_after(conn, keys, now)
-            if retry_after:
-                return Outcome("locked", retry_after=retry_after)
-            row = self._load_row(conn, application_no)
-            expected = id_suffix_hash(self.id_hash_key, application_no, id_last4)
-            if row is None or not hmac.compare_digest(
-                    str(row["id_hash"]).encode("ascii"), expected.encode("ascii")):
-                conn.execute(db.failed_verifications.insert(), [
-                    {"scope": scope, "key": key, "at": now} for scope, key in keys
-                ])
-                # keep the table small: nothing older than the window matters
-                conn.execute(db.failed_verifications.delete().where(
-                    db.failed_verifications.c.at < now - self.window_seconds))
-                return Outcome("no_match")
-            # history only once the suffix matched
-            history = self._load_history(conn, application_no)
-            return Outcome("found", self._view(row, history, agent=False))
+        number_key = keyed_hash(self.id_hash_key, "number", application_no)
+        identity_key = keyed_hash(self.id_hash_key, "sender", sender or "-")
+        pair_key = keyed_hash(self.id_hash_key, "pair", application_no, sender or "-")
+        with self.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                trusted = self._is_trusted(conn, number_key, identity_key, now)
+                # fixed order (pair, identity, number): no two lookups wait on each other in a cycle
+                reserved = [("pair", pair_key, self.max_failures),
+                            ("sender", identity_key, self.identity_max_failures)]
+                if not trusted:
+                    reserved.append(("number", number_key, self.number_max_failures))
+                for scope, key, limit in reserved:
+                    try:
+                        self._reserve(conn, scope, key, limit, now)
+                    except _Locked as locked:
+                        transaction.rollback()
+                        if scope == "number":
+                            self._alarm(number_key, application_no, now)
+                        return Outcome("locked", retry_after=locked.retry_after)
+                row = self._load_row(conn, application_no)
+                expected = id_suffix_hash(self.id_hash_key, application_no, id_last4)
+                if row is None or not hmac.compare_digest(
+                        str(row["id_hash"]).encode("ascii"), expected.encode("ascii")):
+                    transaction.commit()
+                    outcome = Outcome("no_match")
+                else:
+                    # proved: nothing counts against it, and this identity is known now
+                    conn.execute(db.lockout_counters.delete().where(
+                        db.lockout_counters.c.scope == "pair", db.lockout_counters.c.key == pair_key))
+                    for scope, key, _limit in reserved[1:]:
+                        self._give_back(conn, scope, key)
+                    self._trust(conn, number_key, identity_key, now)
+                    history = self._load_history(conn, application_no)  # only once the suffix matched
+                    outcome = Outcome("found", self._view(row, history, agent=False))
+                    transaction.commit()
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
+        if outcome.kind == "no_match" and now - self._cleaned_at >= 60:
+            self._cleaned_at = now
+            self._forget_expired(now)
+        return outcome
 
     def lookup_agent(self, application_no: str, agent: str) -> Outcome:
         with self.engine.begin() as conn:

@@ -2,6 +2,7 @@
 
 `make test` trains before pytest runs, so `trained_model` normally exists; a bare
 `pytest` without a model skips the tests that need one (CI=true makes it an error).
+Under CI=true any skipped test fails the session (tests/support.py: NoSkipsUnderCI).
 """
 import json
 import os
@@ -17,22 +18,21 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.support import IN_CI, NoSkipsUnderCI, skip_or_fail  # noqa: E402,F401 (re-exported)
 from tools.stack import Stack, StackSettings, build_services  # noqa: E402
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+
+def pytest_configure(config):
+    """CI=true: a skipped test fails the session, listing every skipped test and why.
+    On the controller only (pytest-xdist workers send their reports to it)."""
+    if IN_CI and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(NoSkipsUnderCI(), "no-skips-under-ci")
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def skip_or_fail(reason: str):
-    """Skip locally; under CI a missing prerequisite is a failure, not a skip."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this must run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -103,7 +103,8 @@ def _dummy_hash() -> str:
 
 
 def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    # surrogatepass: a cookie with undecodable bytes is an unknown session, not a 500
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def mask(text: str) -> str:

@@ -27,6 +27,7 @@ from sanic import Sanic, response
 from sanic.exceptions import MethodNotSupported
 from sanic.request import Request
 
+from core.privacy import same_secret
 from core.progress_client import ProgressClient
 from web.agents import AgentStore, mask
 from web.clients import RasaClient
@@ -124,7 +125,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     def csrf_ok(request: Request, expected: str) -> bool:
         supplied = request.headers.get(CSRF_HEADER, "")
-        return bool(expected) and bool(supplied) and secrets.compare_digest(supplied, expected)
+        return same_secret(supplied, expected)  # as bytes: a non-ASCII header is a 403, not a 500
 
     # --- pages and assets ------------------------------------------------------------
     @app.get("/health")

@@ -12,7 +12,7 @@ import time
 import unicodedata
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Set
 
-from core.privacy import mask_id_card_numbers
+from core.inbound import typed_text
 
 from . import signature
 from .api_client import WeChatApiClient, mask_openid
@@ -176,16 +176,13 @@ class WeChatEndpoint:
             if text in CONTINUE_WORDS and any(h.continued for h in self.pending.peek(user)):
                 return ""  # the held continuation is the whole reply
             payload = self.buttons.resolve(user, message.content, message.menu_id)
-            typed = message.content.strip()
-            if payload is None and typed.startswith("/"):
-                # only buttons and menus may send "/intent" payloads, not typed text
-                typed = typed.lstrip("/").strip() or typed
-            # a full ID-card number never reaches the bot (and so the tracker store)
-            return await self._bot_turn(user, payload or mask_id_card_numbers(typed),
+            # only buttons and menus send "/intent" payloads; typed text (any slash width)
+            # never does, has its ID numbers masked and is capped (core.inbound)
+            return await self._bot_turn(user, payload or typed_text(message.content),
                                         {"msg_type": kind, "button": payload is not None})
         if kind == "voice":
             if message.recognition:
-                return await self._bot_turn(user, mask_id_card_numbers(message.recognition),
+                return await self._bot_turn(user, typed_text(message.recognition),
                                             {"msg_type": kind, "button": False})
             return self.replies["voice"]
         if kind in MEDIA_TYPES:

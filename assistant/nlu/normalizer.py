@@ -36,7 +36,13 @@ class ChineseTextNormalizer(GraphComponent):
     def _normalize(message: Message) -> None:
         text = message.get(TEXT)
         if isinstance(text, str) and text:
-            message.set(TEXT, normalize_text(text))
+            normalized = normalize_text(text)
+            if normalized.startswith("/") and not text.strip().startswith("/"):
+                # a full-width "／" became "/": Rasa's RegexMessageHandler, later in the
+                # graph, would run it as an intent. Buttons send a half-width "/" (and
+                # only offered ones get through the channels, core/inbound.py).
+                normalized = normalized.lstrip("/ ") or "?"
+            message.set(TEXT, normalized)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         for example in training_data.training_examples:

@@ -3,7 +3,9 @@ import asyncio
 
 from rasa.core.channels.channel import UserMessage
 
-from channels.masked import MaskedRestInput, MaskedSocketIOInput, masking
+from channels.inbound import handle
+from channels.masked import MaskedRestInput, MaskedSocketIOInput
+from core.privacy import client_reference
 
 
 def test_channels_keep_rasas_names_so_urls_do_not_change():
@@ -17,14 +19,18 @@ def test_handler_only_sees_masked_text():
     async def handler(message):
         seen.append(message.text)
 
-    wrapped = masking(handler)
-    asyncio.run(wrapped(UserMessage("身份证 51130219800101123X 查进度", sender_id="s")))
-    asyncio.run(wrapped(UserMessage("后四位123X", sender_id="s")))
+    for text in ("身份证 51130219800101123X 查进度", "后四位123X"):
+        asyncio.run(handle(handler, UserMessage(text, sender_id="s", input_channel="rest"), {}))
     assert seen == ["身份证 **************123X 查进度", "后四位123X"]
 
 
-def test_rest_channel_masks_before_rasa_keeps_the_text_for_its_logs():
+def test_rest_channel_ignores_the_clients_input_channel_and_metadata():
     class FakeRequest:
-        json = {"sender": "s", "message": "511302198001011234"}
+        json = {"sender": "s", "message": "你好", "input_channel": "wechat", "metadata": {"client": "me"}}
+        headers = {}
+        remote_addr = ""
+        ip = "192.0.2.5"
 
-    assert MaskedRestInput()._extract_message(FakeRequest()) == "**************1234"
+    channel = MaskedRestInput()
+    assert channel._extract_input_channel(FakeRequest()) == "rest"
+    assert channel.get_metadata(FakeRequest()) == {"client": client_reference("ip", "192.0.2.5")}

@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, skip_or_fail
+from tests.conftest import ROOT
+from tests.support import skip_or_fail
 
 PG = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)

@@ -17,21 +17,15 @@ import urllib.error
 import urllib.request
 import uuid
 
-import pytest
 import sqlalchemy as sa
 
+from tests.support import IN_CI, skip_or_fail  # noqa: F401 (IN_CI for the progress tests)
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_BASE = os.environ.get("PROGRESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 EXAMPLE_CSV = ROOT / "progress_service" / "example_export.csv"
 CSV_HEADER = ("application_no,id_last4,applicant_name,disease,channel,submitted_at,status,"
               "status_updated_at,note,valid_from,valid_until")
-
-
-def skip_or_fail(reason: str):
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this must run)")
-    pytest.skip(reason)
 
 
 def free_port() -> int:

@@ -53,22 +53,28 @@ def test_wrong_suffix_and_unknown_number_get_the_same_answer(service):
     assert wrong[1] == unknown[1]
 
 
-def test_five_failures_for_one_number_lock_it_until_the_window_passes(service):
-    for attempt in range(5):
-        status, _, _ = service.request("GET", PATH, public(service, "0000", f"sender-{attempt}"))
+def test_five_failures_for_one_number_from_one_identity_lock_that_pair_until_the_window_passes(service):
+    for _ in range(5):
+        status, _, _ = service.request("GET", PATH, public(service, "0000", "guesser"))
         assert status == 404
-    # even the right suffix, from a new sender, is refused now
-    status, body, headers = service.request("GET", PATH, public(service, "1357", "fresh-sender"))
+    # even the right suffix is refused for this identity now …
+    status, body, headers = service.request("GET", PATH, public(service, "1357", "guesser"))
     assert status == 429 and body["error"] == "locked"
     assert 1 <= body["retry_after"] <= 5 and headers["Retry-After"] == str(body["retry_after"])
-    time.sleep(body["retry_after"] + 0.2)
-    status, body, _ = service.request("GET", PATH, public(service, "1357", "fresh-sender"))
+    retry_after = body["retry_after"]
+    # … but not for the owner: a stranger's failures never lock the number for everyone
+    status, body, _ = service.request("GET", PATH, public(service, "1357", "owner"))
+    assert status == 200 and body["status"] == "need_more"
+    time.sleep(retry_after + 0.2)
+    status, body, _ = service.request("GET", PATH, public(service, "1357", "guesser"))
     assert status == 200 and body["status"] == "need_more"
 
 
-def test_five_failures_from_one_sender_lock_that_sender_only(service):
-    for number in range(5):
-        service.request("GET", f"/api/v1/applications/NC20990000{number:02d}", public(service, "1111", "guesser"))
+def test_failures_from_one_identity_over_many_numbers_lock_that_identity_only(service):
+    for number in range(15):  # PROGRESS_LOCKOUT_IDENTITY_MAX_FAILURES: 3 x 5
+        status, _, _ = service.request(
+            "GET", f"/api/v1/applications/NC20990000{number:02d}", public(service, "1111", "guesser"))
+        assert status == 404
     status, _, _ = service.request("GET", PATH, public(service, "1357", "guesser"))
     assert status == 429
     status, _, _ = service.request("GET", PATH, public(service, "1357", "someone-else"))

@@ -1,10 +1,12 @@
 """End to end: `make import-progress`, then conversations through the REST channel
 of a running stack (Rasa, action server, progress service), on SQLite and PostgreSQL.
 """
+import json
 import os
 import re
 import signal
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -27,7 +29,9 @@ def stack(request, stack_factory, tmp_path_factory):
         done = run_import(EXAMPLE_CSV, url, secrets_env, use_make=True)
         assert done.returncode == 0, done.stdout + done.stderr
         environ = {**os.environ, **secrets_env, "PROGRESS_DATABASE_URL": url,
-                   "PROGRESS_LOCKOUT_WINDOW_SECONDS": str(LOCKOUT_WINDOW)}
+                   "PROGRESS_LOCKOUT_WINDOW_SECONDS": str(LOCKOUT_WINDOW),
+                   # as behind the trusted proxy (docs/security.md): it names the client
+                   "SANIC_REAL_IP_HEADER": "x-real-ip"}
         environ.pop("PROGRESS_SERVICE_URL", None)
         handle = stack_factory(environ=environ, state_dir=directory)
         yield handle
@@ -174,6 +178,34 @@ def test_lockout_says_when_to_retry_and_expires(stack):
     time.sleep(LOCKOUT_WINDOW + 1)
     stack.say_text(user, f"帮我查{number}的进度")
     assert "已撤回" in stack.say_text(user, "1111")
+
+
+def say_from(stack, address: str, user: str, text: str) -> str:
+    """A message through the REST channel from a client at `address` (set by the proxy)."""
+    request = urllib.request.Request(
+        f"{stack.rasa_url}/webhooks/rest/webhook",
+        data=json.dumps({"sender": user, "message": text}).encode("utf-8"),
+        headers={"Content-Type": "application/json", "X-Real-IP": address})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return "\n".join(m.get("text", "") for m in json.loads(response.read()))
+
+
+def test_the_lockout_follows_the_client_not_the_sender_id_and_spares_the_owner(stack):
+    """A new sender id per guess does not reset the count (the client chooses it, not its
+    address), and a stranger's failures never lock the owner out (issue 16)."""
+    number = "NC2025000102"  # accepted, suffix 5678
+    stranger = "203.0.113.7"
+    for guess in ("0001", "0002", "0003", "0004", "0005"):
+        user = new_user()
+        say_from(stack, stranger, user, f"帮我查{number}的进度")
+        assert NO_MATCH in say_from(stack, stranger, user, guess)
+    user = new_user()
+    say_from(stack, stranger, user, f"帮我查{number}的进度")
+    locked = say_from(stack, stranger, user, "5678")  # even the right suffix, from a fresh id
+    assert "暂停" in locked and "已受理" not in locked
+    owner = new_user()
+    say_from(stack, "198.51.100.20", owner, f"帮我查{number}的进度")
+    assert "已受理" in say_from(stack, "198.51.100.20", owner, "5678")
 
 
 def test_logs_hold_no_numbers_names_or_suffixes(stack):

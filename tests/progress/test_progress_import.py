@@ -2,7 +2,7 @@
 import pytest
 import sqlalchemy as sa
 
-from progress_helpers import EXAMPLE_CSV, run_import, write_csv
+from progress_helpers import CSV_HEADER, EXAMPLE_CSV, run_import, write_csv
 from progress_service import db
 from progress_service.db import make_engine
 from progress_service.importer import ImportRejected, import_file, parse_csv
@@ -184,3 +184,69 @@ def test_history_is_read_only_after_the_suffix_matched(store, monkeypatch):
     found = store.lookup_public("NC2025000104", "1357", "s")
     assert found.kind == "found" and reads == ["NC2025000104"]
     assert [h["status"] for h in found.application["history"]] == ["submitted", "need_more"]
+
+
+# Big5 ("繁体") as some offices save it. These rows are valid GBK byte sequences, so a
+# GBK reader decodes them without error, into garbage: "高血壓" reads "蔼﹀溃", "糖尿病" "縸Э痜".
+BIG5_READ_AS_GBK = [
+    "NC2025000201,123X,ABC,高血壓,APP,2025-03-01 09:00,accepted,2025-03-02 10:00,,,",
+    "NC2025000202,4567,DEF,糖尿病,APP,2025-03-01 09:00,accepted,2025-03-02 10:00,,,",
+]
+
+
+def test_a_big5_file_is_rejected_naming_the_encodings_and_nothing_is_written(tmp_path, database_url):
+    secrets_env = {"PROGRESS_ID_HASH_KEY": KEY}
+    garbage = write_csv(tmp_path / "big5.csv", BIG5_READ_AS_GBK, encoding="big5")
+    garbage.read_bytes().decode("gbk")  # the trap: it does decode as GBK
+    undecodable = write_csv(tmp_path / "big5-names.csv", [
+        "NC2025000203,123X,張三,高血壓,四川醫保APP,2025-03-01 09:00,accepted,2025-03-02 10:00,,,"],
+        encoding="big5")
+    for path, says in ((garbage, "像乱码"), (undecodable, "既不是 UTF-8 也不是 GBK")):
+        done = run_import(path, database_url, secrets_env)
+        assert done.returncode == 1
+        assert says in done.stderr and "Big5" in done.stderr and "UTF-8" in done.stderr
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(db.applications)).scalar() == 0
+    engine.dispose()
+    # the detected encoding is named when a file is imported
+    done = run_import(write_csv(tmp_path / "gbk.csv", [row()], encoding="gbk"), database_url, secrets_env)
+    assert done.returncode == 0 and "编码 gbk" in done.stdout
+
+
+def test_a_gbk_file_with_a_few_rare_name_characters_is_still_gbk():
+    data = "\r\n".join([CSV_HEADER, ROW.replace("张三", "王玥").format(status="accepted", updated="2025-03-02 10:00", note=""),
+                        "NC2025000202,4567,李堃,高血压,APP,2025-03-01 09:00,accepted,2025-03-02 10:00,,,"]).encode("gbk")
+    parsed = parse_csv(data)
+    assert parsed.encoding == "gbk" and [r.applicant_name for r in parsed.records] == ["王玥", "李堃"]
+
+
+@pytest.mark.parametrize("data, reason", [
+    ("x".encode("utf-16"), "UTF-16"),
+    (b"application_no\x00,status\n", "NUL"),
+])
+def test_files_that_are_not_csv_text_are_rejected(data, reason):
+    with pytest.raises(ImportRejected) as rejected:
+        parse_csv(data)
+    assert reason in rejected.value.errors[0]
+
+
+@pytest.mark.parametrize("field, value, code_point", [
+    ("applicant_name", "王\u202e芳", "U+202E"),     # right-to-left override
+    ("disease", "高血压\u200b", "U+200B"),          # zero-width space
+    ("note", "请补充\u2066材料\u2069", "U+2066"),    # bidi isolate
+    ("channel", "APP\x07", "U+0007"),               # bell
+    ("note", "a\u2028b", "U+2028"),                 # line separator
+])
+def test_control_and_bidi_characters_are_rejected_with_line_and_code_point(field, value, code_point):
+    fields = dict(zip(CSV_HEADER.split(","), row().split(",")))
+    fields[field] = value
+    with pytest.raises(ImportRejected) as rejected:
+        parse_csv("\r\n".join([CSV_HEADER, ",".join(fields.values())]).encode("utf-8"))
+    [error] = rejected.value.errors
+    assert error.startswith("第2行") and field in error and code_point in error
+
+
+def test_a_note_may_have_several_lines():
+    data = "\r\n".join([CSV_HEADER, row(status="need_more", note='"第一行\n第二行"')]).encode("utf-8")
+    assert parse_csv(data).records[0].note == "第一行\n第二行"

@@ -14,6 +14,8 @@ import urllib.request
 
 import pytest
 
+from tests.support import skip_or_fail
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -23,12 +25,6 @@ AGENT_USER = "li_agent"
 AGENT_PASSWORD = "correct-horse-42"
 APPLICATION_NO = "NC2025000123"
 APPLICANT_NAME = "张三丰"
-
-
-def _skip_or_fail(reason: str):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: this must run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -42,11 +38,11 @@ def artifacts() -> pathlib.Path:
 @pytest.fixture(scope="module")
 def browser():
     if not os.access(CHROMIUM_PATH, os.X_OK):
-        _skip_or_fail(f"no Chromium at {CHROMIUM_PATH}; `make install-dev` installs Debian's chromium")
+        skip_or_fail(f"no Chromium at {CHROMIUM_PATH}; `make install-dev` installs Debian's chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _skip_or_fail("playwright is not installed; `make install-dev` installs it")
+        skip_or_fail("playwright is not installed; `make install-dev` installs it")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
         yield browser

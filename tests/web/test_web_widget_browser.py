@@ -3,9 +3,14 @@
 A visitor opens the demo page, opens the chat, asks about materials, clicks a button the
 bot offers, reloads and still sees the conversation, and switches to large text. The
 same on a phone-sized screen, and with the keyboard only. Screenshots: test-artifacts/web/.
+Bot replies with markup and `javascript:` links go through the real widget on a page of
+another site, from a loopback stand-in for Rasa's `web` channel (no stack needed).
 """
+import http.server
 import json
+import pathlib
 import re
+import threading
 import urllib.request
 
 import pytest
@@ -133,7 +138,8 @@ def test_widget_fills_a_phone_screen_and_works_with_the_keyboard(browser, web_st
         context.close()
 
 
-def test_server_text_is_never_run_as_html(browser, web_stack):
+def test_the_visitors_own_markup_is_shown_as_text(browser, web_stack):
+    """What the visitor types is echoed as text (bot replies: test_server_text_is_never_run_as_html)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     try:
@@ -342,5 +348,165 @@ def test_text_size_tap_targets_focus_trap_and_accessibility_audit(browser, web_s
         page.keyboard.press("Escape")
         launcher = page.get_by_role("button", name=LAUNCHER)
         expect(launcher).to_be_focused()
+    finally:
+        context.close()
+
+
+# --- bot replies with markup, through the real widget -------------------------------------
+# The widget is embedded on other sites, which may send no Content-Security-Policy at all,
+# so the widget itself must never turn server text into HTML or a script URL. The host
+# page below has no CSP on purpose: with the demo page's CSP, an inline `onerror` or a
+# `javascript:` link would be blocked by the browser and a widget regression would pass.
+
+WIDGET_DIR = pathlib.Path(__file__).resolve().parents[2] / "web" / "static"
+# channels/web.py SENDER_PATTERN, the widget's half of it (web-<uuid>)
+WIDGET_SENDER = re.compile(r"^web-[0-9a-f-]{8,64}$")
+HOSTILE_REPLY = [
+    {"text": '<img src=x onerror="window.__pwned=1">审核结果<script>window.__pwned=2</script>'
+             '<b>以短信为准</b>'},
+    {"text": "[点这里办理](javascript:window.__pwned=3) 或 javascript:window.__pwned=4 "
+             '或 <a href="javascript:window.__pwned=5">官方入口</a>',
+     "image": "javascript:window.__pwned=6"},
+    {"text": "请选择：",
+     "buttons": [
+         {"title": '<img src=x onerror="window.__pwned=7">下一步', "payload": "javascript:window.__pwned=8"},
+         {"title": "打开网页", "type": "web_url", "url": "javascript:window.__pwned=9",
+          "payload": "javascript:window.__pwned=9"},
+     ]},
+]
+
+
+class _RasaWebChannelStandIn(http.server.BaseHTTPRequestHandler):
+    """Rasa's `web` input channel as the widget sees it (channels/web.py): POST
+    /webhooks/web/webhook with {"sender", "message"}, 400 on a bad body, a JSON list of
+    {"recipient_id", "text", "buttons", "image"} back, CORS for any origin (`rasa run
+    --cors "*"`). The first message gets HOSTILE_REPLY, every later one a plain text.
+    GET serves a host page without CSP and the real widget files from web/static."""
+
+    received: list = []
+    rasa_url = ""
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _send(self, status, body: bytes, content_type: str, extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Access-Control-Allow-Origin", "*")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_OPTIONS(self):  # CORS preflight for the JSON POST
+        self._send(204, b"", "text/plain", {"Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+                                            "Access-Control-Allow-Headers": "Content-Type"})
+
+    def do_GET(self):
+        if self.path == "/":
+            page = ('<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>医保</title>'
+                    '</head><body><h1>另一个网站</h1>'
+                    f'<script src="/widget/widget.js" data-server="{self.rasa_url}" defer></script>'
+                    '</body></html>')
+            self._send(200, page.encode("utf-8"), "text/html; charset=utf-8")
+        elif self.path in ("/widget/widget.js", "/widget/widget.css"):
+            name = self.path.rsplit("/", 1)[1]
+            kind = "application/javascript" if name.endswith(".js") else "text/css"
+            self._send(200, (WIDGET_DIR / name).read_bytes(), kind + "; charset=utf-8")
+        else:
+            self._send(404, b"{}", "application/json")
+
+    def do_POST(self):
+        if self.path != "/webhooks/web/webhook":
+            self._send(404, b"{}", "application/json")
+            return
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        except ValueError:
+            body = None
+        if not (isinstance(body, dict) and isinstance(body.get("sender"), str)
+                and WIDGET_SENDER.match(body["sender"]) and isinstance(body.get("message"), str)
+                and body["message"].strip()):
+            self._send(400, b'{"error": "bad request"}', "application/json")
+            return
+        type(self).received.append(body)
+        replies = HOSTILE_REPLY if len(type(self).received) == 1 else [{"text": "收到。"}]
+        payload = [{"recipient_id": body["sender"], **reply} for reply in replies]
+        self._send(200, json.dumps(payload, ensure_ascii=False).encode("utf-8"), "application/json")
+
+
+@pytest.fixture()
+def widget_elsewhere():
+    """(host page URL, messages the stand-in received): the page on one loopback origin,
+    the Rasa stand-in on another, as a bureau page embedding the widget would be."""
+    handler = type("StandIn", (_RasaWebChannelStandIn,), {"received": []})
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) for _ in range(2)]
+    page_server, rasa_server = servers
+    handler.rasa_url = f"http://127.0.0.1:{rasa_server.server_address[1]}"
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield f"http://127.0.0.1:{page_server.server_address[1]}/", handler.received
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_server_text_is_never_run_as_html(browser, widget_elsewhere):
+    """A bot reply with <img onerror>, <script>, <b>, `javascript:` links and a button whose
+    payload (and url) is `javascript:`: the real widget shows it all as text, runs nothing,
+    makes no javascript: link, and a tapped button only sends its payload as a message."""
+    url, received = widget_elsewhere
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    widget = "#mzmtb-help-widget"  # Playwright's CSS pierces the widget's open shadow root
+
+    def assert_inert():
+        assert page.evaluate("() => window.__pwned") is None
+        assert dialogs == []
+        assert page.url == url
+        for tag in ("img", "script", "b", "iframe", "object"):
+            assert page.locator(f"{widget} {tag}").count() == 0, tag
+        hrefs = page.locator(f"{widget} a").evaluate_all("nodes => nodes.map(n => n.getAttribute('href'))")
+        assert all(not href.strip().lower().startswith("javascript:") for href in hrefs), hrefs
+        schemes = page.locator(f"{widget} a").evaluate_all("nodes => nodes.map(n => n.protocol)")
+        assert set(schemes) <= {"http:", "https:", "tel:"}, schemes
+
+    try:
+        open_chat(page, url)
+        ask(page, "结果怎么通知")
+        expect(bot_messages(page)).to_have_count(1 + len(HOSTILE_REPLY), timeout=10_000)
+        page.wait_for_timeout(300)  # an onerror of a broken image fires asynchronously
+        assert_inert()
+        first, second, third = (bot_messages(page).nth(i) for i in (1, 2, 3))
+        expect(first.locator(".mz-text")).to_have_text(
+            '<img src=x onerror="window.__pwned=1">审核结果<script>window.__pwned=2</script><b>以短信为准</b>')
+        expect(second.locator(".mz-text")).to_contain_text("[点这里办理](javascript:window.__pwned=3)")
+        expect(second.locator(".mz-text")).to_contain_text('<a href="javascript:window.__pwned=5">官方入口</a>')
+        choice = third.get_by_role("button", name='<img src=x onerror="window.__pwned=7">下一步')
+        expect(choice).to_be_visible()
+        # the links in the text are not links at all, and clicking the words does nothing
+        expect(second.get_by_role("link")).to_have_count(0)
+        second.get_by_text("官方入口", exact=False).click()
+        assert_inert()
+
+        # a tapped button shows its title as text and sends its payload as a message; no URL is opened
+        choice.click()
+        expect(page.locator(".mz-user .mz-text").last).to_have_text('<img src=x onerror="window.__pwned=7">下一步')
+        expect(bot_messages(page).last).to_have_text(re.compile("收到"), timeout=10_000)
+        assert [body["message"] for body in received] == ["结果怎么通知", "javascript:window.__pwned=8"]
+        assert_inert()
+
+        # the stored transcript is rendered again after a reload: still text
+        page.reload()
+        expect(page.get_by_role("dialog", name="门诊慢特病在线咨询")).to_be_visible()
+        expect(bot_messages(page).nth(1).locator(".mz-text")).to_contain_text("<script>window.__pwned=2</script>")
+        page.wait_for_timeout(300)
+        assert_inert()
     finally:
         context.close()

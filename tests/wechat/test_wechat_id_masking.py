@@ -68,3 +68,14 @@ def test_spoken_id_numbers_are_masked_too():
 @pytest.mark.parametrize("typed", ["NC2025000104", "1357", "热线12393", "51130219800101123"])
 def test_application_numbers_suffixes_and_short_numbers_pass_unchanged(typed):
     assert dispatch(text_xml("o-user-3", typed)) == [typed]
+
+
+@pytest.mark.parametrize("typed, seen", [
+    ("／restart", "restart"),                                     # full-width slash: never a command
+    ('/ask_materials{"disease": "高血压"}', 'ask_materials{"disease": "高血压"}'),
+    ("sfz 5113\u00a00219\u00a08001\u00a00112\u00a034", "sfz **************1234"),
+    ("身份证511302800101123", "身份证***********1123"),             # the old 15-digit form
+    ("材料" * 400, "材料" * 250),                                   # cut to 500 characters
+])
+def test_typed_text_is_what_every_channel_lets_through(typed, seen):
+    assert dispatch(text_xml("o-user-4", typed)) == [seen]

@@ -1,0 +1,106 @@
+"""What our Rasa input channels share on the way in (docs/security.md):
+
+- `read_body`: a request body read against a size limit, so nobody makes Rasa hold
+  megabytes (Rasa's own limit is sanic's 100 MB);
+- `server_metadata`: the only metadata a message carries, set here and never taken from
+  the client: who is asking, as a hash of what the client cannot choose (its address as
+  the trusted proxy reports it, or the signed WeChat OpenID);
+- `handle`: typed text through core.inbound (ID numbers masked, no "/" commands unless a
+  button the bot offered sends them, length capped), and the buttons of the bot's answer
+  remembered for the next message.
+"""
+import logging
+from typing import Any, Awaitable, Callable, Dict, List, Optional
+
+from rasa.core.channels.channel import UserMessage
+from sanic.exceptions import PayloadTooLarge
+from sanic.request import Request
+
+from core.inbound import OfferedPayloads, incoming_text
+from core.privacy import client_reference
+
+logger = logging.getLogger(__name__)
+
+# A message of MAX_TEXT_CHARS characters is at most ~3 KB of JSON; WeChat's XML 64 KB.
+MAX_BODY_BYTES = 64 * 1024
+
+# The buttons each conversation was last offered, for every channel of this process.
+OFFERED = OfferedPayloads()
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> Optional[bytes]:
+    """The request body, or None as soon as it is longer than `limit` bytes. The route
+    must be a streaming one (stream=True), else sanic has read it all already."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None
+    stream = getattr(request, "stream", None)
+    if stream is None or request.body:
+        return request.body if len(request.body) <= limit else None
+    stream.request_max_size = limit  # sanic stops reading (and closes) beyond this
+    chunks: List[bytes] = []
+    size = 0
+    try:
+        while True:
+            chunk = await stream.read()
+            if chunk is None:
+                break
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except PayloadTooLarge:
+        return None
+    return b"".join(chunks)
+
+
+_warned_about_proxy = False
+
+
+def client_address(request: Optional[Request]) -> str:
+    """The client's address: from the trusted proxy's header when Rasa is told which one
+    (SANIC_REAL_IP_HEADER / SANIC_PROXIES_COUNT, docs/security.md), else the peer."""
+    global _warned_about_proxy
+    if request is None:
+        return ""
+    try:
+        address = request.remote_addr
+    except Exception:  # noqa: BLE001 - a malformed forwarding header is just no address
+        address = ""
+    if not address and not _warned_about_proxy and (
+            "x-forwarded-for" in request.headers or "x-real-ip" in request.headers):
+        _warned_about_proxy = True
+        logger.warning("requests come through a proxy, but Rasa is not told which header names "
+                       "the client (SANIC_REAL_IP_HEADER): every client then shares one lockout "
+                       "identity (docs/security.md)")
+    return address or request.ip or ""
+
+
+def server_metadata(kind: str, value: str) -> Dict[str, Any]:
+    return {"client": client_reference(kind, value)}
+
+
+async def handle(on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                 message: UserMessage, metadata: Dict[str, Any]) -> Any:
+    """Runs one message through the bot: the text as typed_text (or an offered payload),
+    the server's metadata only; remembers the buttons the bot answers with."""
+    conversation = f"{message.input_channel}:{message.sender_id}"
+    message.text = incoming_text(message.text, OFFERED.offered(conversation))
+    message.metadata = metadata
+    offered: List[str] = []
+    output = message.output_channel
+    if output is not None:
+        send_response = output.send_response
+
+        async def remembering(recipient_id: str, reply: Dict[str, Any]) -> None:
+            for key in ("buttons", "quick_replies"):
+                for button in reply.get(key) or []:
+                    if isinstance(button, dict):
+                        offered.append(button.get("payload"))
+            await send_response(recipient_id, reply)
+
+        output.send_response = remembering  # this message's channel object only
+    try:
+        return await on_new_message(message)
+    finally:
+        OFFERED.remember(conversation, offered)
