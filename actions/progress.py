@@ -269,7 +269,10 @@ class ActionCheckProgress(Action):
         number = tracker.get_slot("application_no")
         suffix = tracker.get_slot("id_last4")
         attempts = _attempts(tracker)
-        # the number and suffix are used once and not kept in the conversation state
+        # The number and suffix are used once and the slots are cleared here. Rasa still
+        # stored them (the typed messages, the slot events) and stores this reply; the
+        # tracker store (channels/tracker_store.py) redacts all of that as soon as no
+        # lookup is in flight, and a lookup left half-way once its session has expired.
         events: List[EventType] = [SlotSet("application_no", None), SlotSet("id_last4", None)]
 
         if not number or not suffix:

@@ -6,6 +6,8 @@ the URL: postgresql://user@host/db?options=-csearch_path%3Dmyschema
 """
 import sqlalchemy as sa
 
+from core.private_files import private_sqlite_file, sqlite_path
+
 metadata = sa.MetaData()
 
 applications = sa.Table(
@@ -70,6 +72,9 @@ agent_audit = sa.Table(
 
 def make_engine(url: str) -> sa.engine.Engine:
     kwargs = {"future": True, "pool_pre_ping": True}
+    path = sqlite_path(url)
+    if path is not None:  # created 0600 in a 0700 state folder before SQLite opens it
+        private_sqlite_file(path)
     if url.startswith("sqlite"):
         # the service runs queries in worker threads
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}

@@ -13,6 +13,7 @@ import sys
 import urllib.request
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -44,19 +45,14 @@ def trained_model() -> pathlib.Path:
 
 
 def embedded_endpoints(state_dir: pathlib.Path, actions_port: int) -> pathlib.Path:
-    """The embedded default (endpoints.yml) with this stack's own action port and SQLite file."""
+    """The shipped embedded default (endpoints.yml) as it is, except this stack's own
+    action port and SQLite file: the stacks the tests start run what `make run` runs."""
+    shipped = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))
+    assert shipped["tracker_store"].get("dialect") == "sqlite", "endpoints.yml is the embedded default"
+    shipped["action_endpoint"]["url"] = f"http://127.0.0.1:{actions_port}/webhook"
+    shipped["tracker_store"]["db"] = str(state_dir / "rasa-tracker.db")
     path = state_dir / "endpoints.test.yml"
-    path.write_text(
-        "action_endpoint:\n"
-        f"  url: \"http://127.0.0.1:{actions_port}/webhook\"\n"
-        "tracker_store:\n"
-        "  type: SQL\n"
-        "  dialect: sqlite\n"
-        f"  db: \"{state_dir / 'rasa-tracker.db'}\"\n"
-        "lock_store:\n"
-        "  type: in_memory\n",
-        encoding="utf-8",
-    )
+    path.write_text(yaml.safe_dump(shipped, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 

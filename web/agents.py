@@ -28,6 +28,7 @@ import threading
 import time
 from typing import List, Optional, Tuple
 
+from core.private_files import private_sqlite_file
 from web.config import WebConfig
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 3
@@ -121,13 +122,10 @@ class AgentStore:
         self.idle_seconds = idle_seconds
         self.clock = clock
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 in a 0700 state folder before SQLite creates it (core/private_files.py)
+        private_sqlite_file(self.path)
         with self._connect() as db:
             db.executescript(SCHEMA)
-        try:
-            os.chmod(self.path, 0o600)
-        except OSError:
-            pass
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.path), timeout=5)
