@@ -5,6 +5,7 @@ keeps the last good version in service.
     get_knowledge()            knowledge/{sources,contacts,channels,diseases,topics,intents}.yml
     load_guide()               knowledge/guide_steps.yml (assistant/guide/)
     texts("progress_replies")  a file of named texts, {hotline} etc. filled from contacts.yml
+    privacy_notice(days)       the privacy notice of the widget and the WeChat welcome
 """
 import pathlib
 from typing import Any, Dict, Mapping
@@ -17,6 +18,7 @@ from assistant.knowledge import FILES, KnowledgeBase, KnowledgeError
 from assistant.knowledge_checks import validate
 from core import defaults
 from core.reload import ReloadingFiles, shared
+from core.retention import days_text
 
 KNOWLEDGE_DIR = defaults.KNOWLEDGE_DIR
 
@@ -79,3 +81,11 @@ def texts(name: str, directory: pathlib.Path = KNOWLEDGE_DIR) -> Texts:
     cache = shared(("texts", str(path)), lambda: ReloadingFiles(
         [path], lambda: _read_texts(path), errors=(TextsError,)))
     return cache.get()
+
+
+def privacy_notice(retention_days: float, directory: pathlib.Path = KNOWLEDGE_DIR) -> str:
+    """knowledge/channel_texts.yml privacy_notice naming the configured retention period
+    (CONVERSATION_RETENTION_DAYS, read by each process's settings: web/config.py,
+    wechat_channel/config.py)."""
+    return texts("channel_texts", directory).render("privacy_notice",
+                                                    retention_days=days_text(retention_days))

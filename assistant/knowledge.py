@@ -100,48 +100,6 @@ class Answer:
     unknown: List[str] = field(default_factory=list)  # disease-like names not in the catalogue
 
 
-# --- spotting disease names the catalogue does not know -------------------------------
-# Words that are not a disease name, removed before looking for one ("我妈得了白癜风能办不"
-# -> "白癜风"). Longest first so "门诊慢特病" goes before "慢特病".
-_FILLERS = sorted("""
-门诊慢特病 门诊特殊病 特殊病种 慢特病 特病 慢病 门特 慢性病 病种 这个病 那个病 什么病 啥子病 啥病
-哪些病 哪种病 哪个病 病人 生病 看病 病历 病情 毛病 疾病
-医保 四川 南充 报销 申请 申报 办理 认定 待遇 资格 目录 范围 材料 资料 东西 准备 证明
-能不能 能否 可不可以 可以 能 算不算 属不属于 属于 算 在不在 包不包括 包括 报不报 有没有 是不是
-得了 得的是 患有 患了 查出 确诊 诊断为 诊断 检查出 得 患 有 是 在 要 需要 带 交 办 报
-我 你 他 她 俺 咱 我们 家里 屋头 老汉儿 老汉 老妈 老爸 妈妈 爸爸 妈 爸 父亲 母亲 爷爷 奶奶 外公 外婆
-婆婆 公公 老公 老婆 爱人 儿子 女儿 孩子 娃儿 家人 亲戚 老人 老年人 自己 本人
-请问 问一下 问下 想问 咨询 那么 那 这个 那个 还有 以及 和 跟 与 或者 的 了 也 都 还 就 呢 吗 嘛 么
-不 没 啊 哦 哈 噻 唦 哇 呀 吧 啥子 什么 啥 哪些 怎么 咋个 咋 啷个 如何 多少 一下 下
-""".split(), key=len, reverse=True)
-_FILLER_RE = re.compile("|".join(re.escape(word) for word in _FILLERS))
-_DISEASE_SUFFIX = re.compile(
-    r"(病|症|癌|炎|瘤|综合征|衰竭|硬化|贫血|结石|痛风|哮喘|狼疮|痴呆|畸形|损伤|麻痹|风|瘫|梗|障碍)$"
-)
-_NON_CJK = re.compile(r"[^\u4e00-\u9fff]+")
-
-
-_LIST_QUESTION = re.compile(
-    r"(哪些|哪几|哪种|什么|啥子?|多少种?|几种).{0,3}病|病种.{0,4}(有哪些|有啥|目录|清单|范围|名单)|目录|名单"
-)
-
-
-def asks_for_the_list(text: str) -> bool:
-    """"哪些病能办" / "病种目录": the question is about the catalogue, not one disease."""
-    return bool(_LIST_QUESTION.search(normalize_text(text)))
-
-
-def disease_like_phrases(text: str) -> List[str]:
-    """Disease-looking phrases left after removing everyday words, e.g. "白癜风"."""
-    cleaned = _NON_CJK.sub(" ", normalize_text(text))
-    cleaned = _FILLER_RE.sub(" ", cleaned)
-    found = []
-    for segment in cleaned.split():
-        if 2 <= len(segment) <= 12 and _DISEASE_SUFFIX.search(segment) and segment not in found:
-            found.append(segment)
-    return found
-
-
 class KnowledgeBase:
     def __init__(self, documents: Dict[str, Any], directory: pathlib.Path = KNOWLEDGE_DIR):
         self.directory = directory

@@ -2,7 +2,8 @@
 
 The protocol package (wechat_channel/) has no Rasa imports and no wording; this adapter
 gives it the channel's texts (knowledge/channel_texts.yml, wechat_*) and the menu
-(knowledge/wechat_menu.yml) with {hotline} filled from knowledge/contacts.yml.
+(knowledge/wechat_menu.yml) with {hotline} filled from knowledge/contacts.yml and
+{privacy_notice} (channel_texts.yml) naming the configured retention period.
 
 credentials.yml (written by tools/stack.py when WECHAT_TOKEN is set):
 
@@ -21,7 +22,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from assistant.contacts import contact_context
-from assistant.content import texts
+from assistant.content import privacy_notice, texts
 from channels.inbound import read_body
 from wechat_channel.config import WeChatSettings
 from wechat_channel.endpoint import REPLY_KEYS, WeChatEndpoint
@@ -37,7 +38,9 @@ def wechat_replies() -> Dict[str, str]:
 
 
 def wechat_menu(settings: WeChatSettings) -> Menu:
-    return load_menu(settings.menu_path, placeholders=contact_context())
+    """The menu; its welcome tells a new follower what is stored and for how long."""
+    placeholders = {**contact_context(), "privacy_notice": privacy_notice(settings.retention_days)}
+    return load_menu(settings.menu_path, placeholders=placeholders)
 
 
 class WeChatInput(InputChannel):

@@ -4,7 +4,8 @@
 
 Checks the knowledge base (assistant/knowledge_checks.py), the guide's steps (rendered
 once each), the WeChat menu, the named-text files (every text rendered), the domain's
-responses, that no rendered reply states a number the sources do not give (time limits,
+responses, the privacy notice (it names the configured retention period, and the WeChat
+welcome carries it), that no rendered reply states a number the sources do not give (time limits,
 ratios, amounts, in digits or Chinese numerals: knowledge_checks.invented_numbers), and
 that no hotline-like number in code, domain, web assets or knowledge differs from
 knowledge/contacts.yml (texts in knowledge/ must write it as {hotline}).
@@ -21,11 +22,11 @@ import yaml
 from assistant import guide
 from assistant.contacts import DEFAULTS, contact_context, contact_fields, last_resort
 from assistant.guide.loading import all_replies
-from assistant.content import TextsError, texts
+from assistant.content import TextsError, privacy_notice, texts
 from assistant.knowledge import KnowledgeBase, KnowledgeError
 from assistant.knowledge_checks import DOMAIN_DIR, invented_numbers, source_texts, validate
 from assistant.presentation import SOFT_CHARS, long_messages, reply_problems
-from core import defaults
+from core import defaults, retention
 from wechat_channel.endpoint import REPLY_KEYS
 from wechat_channel.menu import MenuError, load_menu
 
@@ -35,8 +36,12 @@ KNOWLEDGE_DIR = defaults.KNOWLEDGE_DIR
 # Files of named texts and what each needs.
 TEXT_FILES = ("progress_replies", "channel_texts", "responses")
 REQUIRED_TEXTS = {
-    "channel_texts": ["plain_buttons"] + [f"wechat_{key}" for key in REPLY_KEYS],
+    "channel_texts": ["plain_buttons", "privacy_notice"] + [f"wechat_{key}" for key in REPLY_KEYS],
 }
+# The privacy notice as people read it: with the default retention period filled in, alone
+# (the widget) and in the WeChat welcome with its numbered lines.
+NOTICE_LABEL = "channel_texts.yml privacy_notice"
+WELCOME_LABEL = "wechat_menu.yml welcome"
 LAST_RESORT_KEYS = ("answers_unavailable", "handoff", "guide_unavailable", "not_understood",
                     "progress_unavailable")
 
@@ -44,6 +49,9 @@ LAST_RESORT_KEYS = ("answers_unavailable", "handoff", "guide_unavailable", "not_
 # own text: the console's sign-in lockout (web/app.py LOGIN_WINDOW_SECONDS; a test keeps
 # the two equal).
 SERVICE_NUMBERS = {"channel_texts.yml console_too_many_failures": ["15 分钟"]}
+# … and how long conversations are kept (CONVERSATION_RETENTION_DAYS), in the privacy notice.
+_RETENTION = [f"{retention.days_text(retention.DEFAULT_DAYS)} 天"]
+SERVICE_NUMBERS.update({f"{NOTICE_LABEL} (default period)": _RETENTION, WELCOME_LABEL: _RETENTION})
 
 # Where a hotline could be written out: code, the domain, web assets and knowledge texts.
 SCANNED = ("actions", "assistant", "channels", "core", "progress_service", "tools", "web",
@@ -75,6 +83,28 @@ def check_text_files(directory: pathlib.Path) -> List[str]:
                 named.render(key, **sample)
             except (KeyError, ValueError, IndexError) as error:
                 problems.append(f"ERROR: {name}.yml: {key} does not render: {error!r}")
+    return problems
+
+
+def check_privacy_notice(directory: pathlib.Path) -> List[str]:
+    """The notice names the period the deployment configures ({retention_days}, never a
+    number of its own), and the WeChat welcome carries it ({privacy_notice})."""
+    problems = []
+    try:
+        template = texts("channel_texts", directory).templates.get("privacy_notice")
+    except TextsError:
+        template = None  # reported by check_text_files
+    if template is not None and "retention_days" not in _placeholder_names(template):
+        problems.append("ERROR: channel_texts.yml: privacy_notice must name the retention period as "
+                        "{retention_days} (CONVERSATION_RETENTION_DAYS), not as a number")
+    try:
+        menu = yaml.safe_load((directory / "wechat_menu.yml").read_text(encoding="utf-8")) or {}
+        welcome = str(((menu.get("welcome") or {}).get("text")) or "")
+    except (OSError, yaml.YAMLError, AttributeError):
+        welcome = None  # reported with the menu's own check
+    if welcome is not None and "{privacy_notice}" not in welcome:
+        problems.append("ERROR: wechat_menu.yml: the welcome text must carry {privacy_notice} "
+                        "(what is stored, for how long, who can see it)")
     return problems
 
 
@@ -158,6 +188,12 @@ def rendered_replies(kb: KnowledgeBase, knowledge_dir: pathlib.Path):
             yield f"{name}.yml {key}", [named.render(key, **sample)]
     for key in LAST_RESORT_KEYS:
         yield f"contacts.yml last_resort.{key}", [last_resort(key, knowledge_dir)]
+    notice = privacy_notice(retention.DEFAULT_DAYS, knowledge_dir)
+    yield f"{NOTICE_LABEL} (default period)", [notice]
+    menu = load_menu(knowledge_dir / "wechat_menu.yml",
+                     placeholders={**contact_context(knowledge_dir), "privacy_notice": notice})
+    yield WELCOME_LABEL, ["\n".join([menu.welcome_text] + [
+        f"{index}. {entry.title}" for index, entry in enumerate(menu.welcome_buttons, 1)])]
 
 
 def check_reply_rules(kb: KnowledgeBase, knowledge_dir: pathlib.Path) -> List[str]:
@@ -194,6 +230,7 @@ def validate_all(knowledge_dir: pathlib.Path = KNOWLEDGE_DIR, domain_dir: pathli
     except MenuError as error:
         problems.append(f"ERROR: wechat_menu.yml: {error}")
     problems += check_text_files(knowledge_dir)
+    problems += check_privacy_notice(knowledge_dir)
     problems += check_contacts(knowledge_dir)
     try:
         problems += check_reply_rules(kb, knowledge_dir)

@@ -3,7 +3,8 @@
 Routes
   GET  /                      demo page standing for the bureau's site, widget embedded
   GET  /health                {"status": "ok"}
-  GET  /widget/widget.js|css  the help widget (embed with one <script> tag)
+  GET  /widget/widget.js|css  the help widget (embed with one <script> tag); widget.js
+                              carries the privacy notice (knowledge/channel_texts.yml)
   GET  /agent                 agent console (sign-in, then one search box)
   POST /agent/api/login       {"username", "password"}       header X-CSRF-Token (cookie agent_csrf)
   GET  /agent/api/me          who is signed in + the session's CSRF token
@@ -17,6 +18,7 @@ as HTML, and a Content-Security-Policy forbids inline scripts on top of that.
 """
 import asyncio
 import html
+import json
 import logging
 import secrets
 import time
@@ -27,6 +29,7 @@ from sanic import Sanic, response
 from sanic.exceptions import MethodNotSupported
 from sanic.request import Request
 
+from assistant.content import privacy_notice
 from core.privacy import same_secret
 from core.progress_client import ProgressClient
 from web.agents import AgentStore, mask
@@ -51,10 +54,26 @@ ASSETS = {
     "/static/agent.js": ("agent.js", "application/javascript; charset=utf-8"),
 }
 
+# widget.js holds this marker once; the served file has the privacy notice there instead
+# (a JSON string literal), so the text stays in knowledge/ and names the configured period
+NOTICE_MARKER = b"/*PRIVACY_NOTICE*/null"
+
 AGENT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+def widget_script(retention_days: float) -> bytes:
+    """widget.js with the privacy notice naming `retention_days` in place of the marker, as
+    a JavaScript string literal (JSON, ASCII only: no character can end the literal or the
+    script); `null` (no notice) if the text cannot be rendered."""
+    try:
+        notice = json.dumps(privacy_notice(retention_days), ensure_ascii=True).encode("ascii")
+    except Exception:  # noqa: BLE001 - the widget still works; validate-knowledge catches it
+        logger.exception("privacy notice cannot be rendered; the widget shows none")
+        notice = b"null"
+    return (STATIC_DIR / "widget.js").read_bytes().replace(NOTICE_MARKER, notice, 1)
 
 
 def _json_body(request: Request) -> dict:
@@ -159,7 +178,8 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     async def asset(request: Request):
         filename, content_type = ASSETS[request.path]
-        body = (STATIC_DIR / filename).read_bytes()
+        body = widget_script(config.retention_days) if filename == "widget.js" else (
+            STATIC_DIR / filename).read_bytes()
         return response.raw(body, content_type=content_type, headers={"Cache-Control": "no-cache"})
 
     for path in ASSETS:

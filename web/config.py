@@ -9,7 +9,7 @@ import os
 import pathlib
 from typing import Mapping
 
-from core import defaults
+from core import defaults, retention
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
 
@@ -46,6 +46,9 @@ class WebConfig:
     outbound_timeout: float = defaults.PROGRESS_TIMEOUT_SECONDS
     # title shown on the widget of the demo page
     widget_title: str = "门诊慢特病在线咨询"
+    # how long the tracker store keeps a conversation (CONVERSATION_RETENTION_DAYS): the
+    # widget's privacy notice names it (knowledge/channel_texts.yml privacy_notice)
+    retention_days: float = retention.DEFAULT_DAYS
 
     def __post_init__(self):
         if not self.widget_server_url:
@@ -77,5 +80,6 @@ class WebConfig:
             cookie_secure=_flag(environ.get("AGENT_COOKIE_SECURE", "0")),
             outbound_timeout=float(environ.get("WEB_OUTBOUND_TIMEOUT", cls.outbound_timeout)),
             widget_title=environ.get("WIDGET_TITLE", cls.widget_title),
+            retention_days=retention.retention_days(environ),
         )
         return config

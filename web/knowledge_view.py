@@ -2,12 +2,16 @@
 
 The text is what the bot would answer for the predicted intent (assistant.knowledge, the
 same files the action server reads), minus the caveat line the bot appends for unverified
-entries: the console shows the verified flag next to the text instead.
+entries: the console shows the verified flag next to the text instead. Which diseases a
+question is about is decided by the bot's own matcher (assistant/disease_match.py), so
+the agent and the bot answer the same words alike; the console has no conversation, so
+nothing is remembered from an earlier question.
 """
 import logging
 from typing import Any, Dict, List, Optional
 
 from assistant.content import get_knowledge
+from assistant.disease_match import match_question
 from assistant.knowledge import KnowledgeError
 
 logger = logging.getLogger("web.knowledge_view")
@@ -22,20 +26,13 @@ def entry_for(intent: Optional[str], entities: List[Dict[str, Any]], text: str =
     except Exception:  # missing or broken knowledge files: show the bot's reply instead
         logger.exception("knowledge base unavailable")
         return None
-    topic_id = kb.topic_for_intent(intent)
+    match = match_question(kb, intent, text, entities or [])
+    topic_id = match.topic
     topic = kb.topics.get(topic_id) if topic_id else None
     if not topic:
         return None
-    diseases = []
-    for entity in entities or []:
-        if isinstance(entity, dict) and entity.get("entity") == "disease":
-            name = kb.canonical(str(entity.get("value") or ""))
-            if name and name not in diseases:
-                diseases.append(name)
-    if not diseases and text:
-        diseases = kb.recognise_diseases(text)
     try:
-        answer = kb.answer_topic(topic_id, diseases)
+        answer = kb.answer_topic(topic_id, match.diseases, match.unknown)
     except (KnowledgeError, KeyError, ValueError):
         logger.exception("cannot render topic %s", topic_id)
         return None
@@ -58,4 +55,5 @@ def entry_for(intent: Optional[str], entities: List[Dict[str, Any]], text: str =
         "source_ids": source_ids,
         "verified": verified,
         "diseases": answer.diseases,
+        "unknown": answer.unknown,
     }

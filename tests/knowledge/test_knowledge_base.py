@@ -8,7 +8,8 @@ import yaml
 
 from assistant import contacts
 from assistant.content import get_knowledge, texts
-from assistant.knowledge import KnowledgeBase, disease_like_phrases, visible_length
+from assistant.disease_match import disease_like_phrases
+from assistant.knowledge import KnowledgeBase, visible_length
 from assistant.knowledge_checks import invented_numbers, source_texts, validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -17,7 +17,8 @@ import pytest
 
 from playwright.sync_api import expect
 
-from assistant.content import get_knowledge
+from assistant.content import get_knowledge, privacy_notice
+from core.retention import retention_days
 
 # all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
 pytestmark = pytest.mark.xdist_group("shared_stack")
@@ -245,6 +246,58 @@ def test_public_pc_privacy_masked_suffix_clear_button_and_idle_expiry(browser, w
         expect(page.get_by_role("dialog", name="门诊慢特病在线咨询")).to_be_visible()
         expect(page.locator(".mz-user")).to_have_count(0)
         assert json.loads(page.evaluate(STORED))["sender"] != second_sender
+    finally:
+        context.close()
+
+
+def test_the_privacy_notice_shows_on_first_open_and_not_again(browser, web_stack):
+    """PIPL: what is stored, for how long (the configured CONVERSATION_RETENTION_DAYS), who can
+    see it. Shown once per conversation, as its first entry, when the panel is first opened;
+    kept with the conversation in localStorage (not sessionStorage), so closing and opening,
+    a reload or a second tab do not show it again; a new conversation (清除记录) does."""
+    expected = privacy_notice(retention_days(web_stack.env))
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = context.new_page()
+    notices = page.locator(".mz-notice")
+    try:
+        page.goto(web_stack.web_url + "/")
+        expect(page.get_by_role("button", name=LAUNCHER)).to_be_visible()
+        expect(notices).to_have_count(0)  # nothing until the visitor opens the chat
+        page.get_by_role("button", name=LAUNCHER).click()
+        notice = page.get_by_role("note", name="隐私提示")
+        expect(notice).to_be_visible()
+        expect(notice).to_have_text(expected)
+        expect(page.locator(".mz-log > *").first).to_have_class(re.compile(r"\bmz-notice\b"))
+        expect(bot_messages(page)).to_have_count(1)  # then the welcome
+        # inserted as text: one paragraph, no markup of its own
+        assert notice.locator("*").evaluate_all("nodes => nodes.map(n => n.tagName)") == ["P"]
+
+        page.keyboard.press("Escape")  # closed and opened again
+        page.get_by_role("button", name=LAUNCHER).click()
+        expect(notices).to_have_count(1)
+        ask(page, "要带哪些材料")
+        expect(bot_messages(page).nth(1)).to_contain_text("诊断证明", timeout=REPLY_TIMEOUT)
+        expect(notices).to_have_count(1)
+        page.reload()  # the panel stays open, the transcript is shown again: one notice
+        expect(page.get_by_role("dialog", name="门诊慢特病在线咨询")).to_be_visible()
+        expect(page.locator(".mz-user")).to_have_count(1)
+        expect(notices).to_have_count(1)
+        stored = json.loads(page.evaluate(STORED))
+        assert stored["noticeShown"] is True
+        assert [message["from"] for message in stored["messages"]].count("notice") == 1
+        assert page.evaluate("() => sessionStorage.length") == 0
+
+        other = context.new_page()  # a second tab continues the same conversation
+        other.goto(web_stack.web_url + "/")
+        expect(other.locator(".mz-user")).to_have_count(1)
+        expect(other.locator(".mz-notice")).to_have_count(1)
+        other.close()
+
+        # 清除记录 starts a new conversation (on a public PC maybe another person): told again
+        page.get_by_role("button", name="清除记录").click()
+        expect(page.locator(".mz-user")).to_have_count(0)
+        expect(notices).to_have_count(1)
+        expect(notices.first).to_have_text(expected)
     finally:
         context.close()
 

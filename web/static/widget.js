@@ -13,6 +13,12 @@
  * shown masked; the 清除记录 button wipes the transcript at once. Everything lives in a
  * shadow root: the host page's CSS cannot break the widget and ours cannot leak out.
  * All text from the server is inserted with textContent (never innerHTML).
+ *
+ * Privacy notice (what is stored, for how long, who can see it): shown once per
+ * conversation, as its first entry, when the panel is first opened. Whether it was shown
+ * is kept with the conversation in localStorage (not sessionStorage): a reload, another
+ * tab or reopening the panel does not show it again, but a new conversation does (清除记录,
+ * or 30 idle minutes: on a public PC that may be the next person).
  */
 (function () {
   "use strict";
@@ -26,6 +32,10 @@
   var title = script.getAttribute("data-title") || "门诊慢特病在线咨询";
   var assetBase = new URL(".", script.src).href;
   var storageKey = "mzmtb-widget:" + server;
+  // The privacy notice (knowledge/channel_texts.yml privacy_notice, with the configured
+  // retention period): web/app.py replaces the marker with a JSON string when it serves
+  // this file. Served as a plain file, there is none (null) and nothing is shown.
+  var PRIVACY_NOTICE = /*PRIVACY_NOTICE*/null;
   var REPLY_TIMEOUT_MS = 20000;
   var MAX_KEPT_MESSAGES = 200;
   var IDLE_EXPIRY_MS = 30 * 60 * 1000;  // a new visitor on a public PC starts afresh
@@ -59,7 +69,10 @@
     return state;
   }
   function freshState(large, open) {
-    return { v: 1, sender: newSenderId(), messages: [], large: large, open: open, lastActive: Date.now() };
+    return {
+      v: 1, sender: newSenderId(), messages: [], large: large, open: open, lastActive: Date.now(),
+      noticeShown: false
+    };
   }
   function expired(s) {
     return typeof s.lastActive !== "number" || Date.now() - s.lastActive > IDLE_EXPIRY_MS;
@@ -192,6 +205,14 @@
   }
 
   function renderMessage(message) {
+    if (message.from === "notice") {
+      var note = el("div", { "class": "mz-msg mz-notice", role: "note", "aria-label": "隐私提示" });
+      var noticeText = el("p", { "class": "mz-text" });
+      appendRichText(noticeText, message.text);
+      note.appendChild(noticeText);
+      log.appendChild(note);
+      return;
+    }
     var mine = message.from === "user";
     var bubble = el("div", { "class": "mz-msg " + (mine ? "mz-user" : "mz-bot") }, [
       el("span", { "class": "mz-sr", text: mine ? "我说：" : "小助手说：" })
@@ -288,12 +309,21 @@
     root.classList.toggle("mz-open", open);
     launcher.setAttribute("aria-expanded", open ? "true" : "false");
     if (open) {
-      if (!state.messages.length) { addMessage(WELCOME); }
+      var empty = !state.messages.length;
+      showNotice();
+      if (empty) { addMessage(WELCOME); }
       scrollToEnd();
       if (focus) { input.focus(); }
     } else if (focus) {
       launcher.focus();
     }
+  }
+
+  // The privacy notice, once per conversation (see the top of this file).
+  function showNotice() {
+    if (typeof PRIVACY_NOTICE !== "string" || !PRIVACY_NOTICE || state.noticeShown) { return; }
+    state.noticeShown = true;
+    addMessage({ from: "notice", text: PRIVACY_NOTICE });
   }
 
   // --- talking to Rasa -------------------------------------------------------------
@@ -359,6 +389,7 @@
     state = freshState(!!state.large, !!state.open);
     saveState();
     renderAll();
+    showNotice();
     if (welcome) { addMessage(WELCOME); }
   }
 

@@ -1,0 +1,157 @@
+"""One disease matcher (assistant/disease_match.py) for the bot and the agent console.
+
+For the same words, the bot's answer (action_answer_topic) and the console's knowledge
+entry (web/knowledge_view.py) name the same diseases and say the same text (the console
+leaves out the caveat line: it shows 未核实 instead). First with the parses the trained
+model gives (recorded below, no Rasa needed), then through the real stack: the bot over
+REST and the console's own search path, both asking the running Rasa.
+"""
+import asyncio
+import itertools
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.answers import ActionAnswerTopic
+from assistant.content import get_knowledge
+from assistant.disease_match import disease_like_phrases, match_question
+from core.progress_client import ProgressClient
+from web.clients import RasaClient
+from web.console import Console
+from web.knowledge_view import entry_for
+
+KB = get_knowledge()
+HOTLINE = KB.contacts["hotline"]["number"]
+UNKNOWN = "“{}”不在我知道的病种里"
+CATALOGUE = "国家公布的门诊慢特病（"
+
+
+def disease(value, start):
+    return {"entity": "disease", "value": value, "start": start, "end": start + len(value)}
+
+
+# (words, intent and `disease` entities as the trained model parses them, known, unknown)
+TABLE = [
+    ("糖尿病能申请慢特病吗", "ask_disease_coverage", [disease("糖尿病", 0)], ["糖尿病"], []),
+    ("高血压", "inform_disease", [disease("高血压", 0)], ["高血压"], []),
+    ("血压高要什么材料", "ask_materials", [disease("高血压", 0)], ["高血压"], []),
+    ("肝移植后一直吃药能办吗", "ask_disease_coverage",
+     [disease("器官移植术后抗排异治疗", 0)], ["器官移植术后抗排异治疗"], []),
+    # the NLU found no entity: the catalogue's aliases in the text still count, for both
+    ("肝移植后一直吃药能办吗", "ask_disease_coverage", [], ["器官移植术后抗排异治疗"], []),
+    ("尿毒症透析要什么材料", "ask_materials", [disease("尿毒症透析", 0)], ["尿毒症透析"], []),
+    ("帕金森", "inform_disease", [disease("帕金森病", 0)], ["帕金森病"], []),
+    ("帕金森能办吗", "ask_disease_coverage", [disease("帕金森病", 0)], ["帕金森病"], []),
+    ("高血压和冠心病都能办吗", "ask_disease_coverage",
+     [disease("冠心病", 4), disease("高血压", 0)], ["高血压", "冠心病"], []),
+    ("我血糖高，还有血压高，能办吗", "ask_disease_coverage", [], ["糖尿病", "高血压"], []),
+    ("白癜风能办吗", "ask_disease_coverage", [], [], ["白癜风"]),
+    ("发烧能申请慢特病吗", "ask_disease_coverage", [], [], ["发烧"]),
+    ("发烧要什么材料", "ask_materials", [], [], ["发烧"]),
+    ("我妈感冒发烧了能办门特不", "ask_disease_coverage", [], [], ["感冒", "发烧"]),
+    ("哪些病能办", "ask_disease_coverage", [], [], []),
+    ("要带哪些材料", "ask_materials", [], [], []),
+    ("谁能申请", "ask_eligibility", [], [], []),
+    # who may apply, naming a disease: answered for that disease
+    ("高血压的人能申请吗", "ask_eligibility", [disease("高血压", 0)], ["高血压"], []),
+    ("发烧的人能申请吗", "ask_eligibility", [], [], ["发烧"]),
+    ("得了白癜风符合申请条件吗", "ask_eligibility", [], [], ["白癜风"]),
+]
+IDS = [f"{text}-{'nlu' if entities else 'text'}" for text, _, entities, _, _ in TABLE]
+
+
+def bot_answer(text, intent, entities, slots=None):
+    message = {"intent": {"name": intent, "confidence": 0.95}, "entities": list(entities), "text": text}
+    tracker = Tracker(sender_id="match-test", slots=dict(slots or {}), latest_message=message,
+                      events=[{"event": "user", "text": text, "input_channel": "rest", "parse_data": message}],
+                      paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen")
+    dispatcher = CollectingDispatcher()
+    events = ActionAnswerTopic().run(dispatcher, tracker, {})
+    return [m.get("text") or "" for m in dispatcher.messages], events
+
+
+def without_caveat(lines):
+    caveat = KB.caveat()
+    return [line for line in "\n".join(lines).split("\n") if line.strip() and line.strip() != caveat]
+
+
+@pytest.mark.parametrize("text, intent, entities, known, unknown", TABLE, ids=IDS)
+def test_bot_and_console_answer_the_same_words_alike(text, intent, entities, known, unknown):
+    match = match_question(KB, intent, text, entities)
+    assert (list(match.diseases), list(match.unknown)) == (known, unknown)
+
+    bot, _ = bot_answer(text, intent, entities)
+    console = entry_for(intent, entities, text)
+    assert console is not None
+    assert (console["diseases"], console["unknown"]) == (known, unknown)
+    assert without_caveat(bot) == console["text"].split("\n"), (bot, console["text"])
+    for name in known:
+        assert f"「{name}」" in console["text"]
+    for name in unknown:
+        assert UNKNOWN.format(name) in console["text"] or f"“{name}”" in console["text"]
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("发烧能申请慢特病吗", "ask_disease_coverage"), ("发高烧能办门特不", "ask_disease_coverage"),
+    ("感冒能办慢特病吗", "ask_disease_coverage"), ("拉肚子能申请吗", "ask_disease_coverage"),
+    ("发烧的人能申请吗", "ask_eligibility"), ("发烧符合条件吗", "ask_eligibility"),
+])
+def test_an_everyday_illness_gets_the_plain_not_in_the_list_answer(text, intent):
+    """Neither the catalogue nor the general eligibility answer, and no policy claim: the
+    same two lines every unknown name gets, both from knowledge/topics.yml
+    (disease_coverage: unknown + check_list)."""
+    bot, events = bot_answer(text, intent, [], slots={"disease": ["高血压"]})
+    reply = "\n".join(bot)
+    name = disease_like_phrases(text)[0]
+    variants = KB.topics["disease_coverage"]["variants"]
+    assert reply == "\n".join([
+        KB._render(variants["unknown"], name=name), KB._render(variants["check_list"])])
+    assert CATALOGUE not in reply and "高血压" not in reply and HOTLINE in reply
+    assert {"event": "slot", "name": "disease", "value": None, "timestamp": None} in events
+
+
+def test_who_may_apply_without_a_disease_keeps_the_general_answer():
+    """"谁能申请" after a disease question: the eligibility answer, not the old disease."""
+    bot, events = bot_answer("那谁能申请", "ask_eligibility", [], slots={"disease": ["高血压"]})
+    assert "\n".join(bot) == "\n".join(KB.answer_topic("eligibility").messages)
+    assert {"event": "slot", "name": "knowledge_topic", "value": "eligibility", "timestamp": None} in events
+
+
+def test_the_conversation_context_is_the_bots_alone():
+    """The bot remembers the previous disease and topic; the console has no conversation."""
+    bot, _ = bot_answer("那要什么材料", "ask_materials", [], slots={"disease": ["高血压"]})
+    assert "申请「高血压」" in "\n".join(bot)
+    assert "「高血压」" not in entry_for("ask_materials", [], "那要什么材料")["text"]
+    follow, _ = bot_answer("那糖尿病呢", "inform_disease", [disease("糖尿病", 1)],
+                           slots={"disease": ["糖尿病"], "knowledge_topic": "materials"})
+    assert "申请「糖尿病」" in "\n".join(follow)
+
+
+def test_a_disease_found_only_in_the_text_is_remembered_for_the_follow_up():
+    _, events = bot_answer("肝移植后一直吃药能办吗", "ask_disease_coverage", [])
+    assert {"event": "slot", "name": "disease", "value": ["器官移植术后抗排异治疗"],
+            "timestamp": None} in events
+
+
+# --- through the real stack --------------------------------------------------------------
+WORDS = ["糖尿病能申请慢特病吗", "高血压", "肝移植后一直吃药能办吗", "尿毒症透析要什么材料", "帕金森",
+         "帕金森能办吗", "白癜风能办吗", "发烧能申请慢特病吗", "发烧的人能申请吗", "发烧要什么材料",
+         "高血压的人能申请吗", "哪些病能办"]
+_senders = itertools.count()
+
+
+@pytest.mark.xdist_group("shared_stack")
+@pytest.mark.parametrize("text", WORDS)
+def test_bot_and_console_agree_through_the_running_stack(running_stack, text):
+    """The console's search path (Rasa's NLU parse, then the knowledge entry) and the bot's
+    reply over REST for the same words, each from a fresh conversation."""
+    rasa = RasaClient(running_stack.rasa_url, running_stack.environ["RASA_AUTH_TOKEN"], timeout=30)
+    console = Console(rasa, ProgressClient("http://127.0.0.1:9", "", 1.0), agent_secret="")
+    entry = asyncio.run(console.question(text))
+    bot = [m.get("text") or "" for m in running_stack.say(f"match-e2e-{next(_senders)}", text)]
+    assert entry["kind"] == "answer", entry
+    assert without_caveat(bot) == entry["text"].split("\n"), (bot, entry)
+    if text.startswith(("发烧", "白癜风")):
+        name = text[:2] if text.startswith("发烧") else "白癜风"
+        assert UNKNOWN.format(name) in entry["text"] and CATALOGUE not in entry["text"]
