@@ -7,7 +7,9 @@ Protocol modules (no Rasa, no sanic inside; testable on their own):
     messages     XML parsing (defusedxml), passive replies, CDATA escaping, byte splitting
     menu         knowledge/wechat_menu.yml: welcome menu and CLICK keys
     api_client   customer-service message API and stable access token (aiohttp)
-    delivery     retry dedupe, per-user button memory, pending replies
+    delivery     retry dedupe (once per message, across replicas with a shared store),
+                 button choice, held-reply order and limit
+    state        where that state lives: this process (default) or Redis (replicas)
     endpoint     one request in, one response out: the whole protocol
 
 Transport: channels/wechat.py (WeChatInput) is the thin Rasa InputChannel over

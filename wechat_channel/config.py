@@ -2,11 +2,16 @@
 
 `make run` writes them into credentials.yml as `${WECHAT_...}` references (tools/stack.py);
 `WeChatSettings.from_mapping` reads the credentials section, `from_env` the environment.
+One setting is the deployment's, not the channel's, and always comes from the environment:
+CONVERSATION_RETENTION_DAYS (core/retention.py), named by the welcome's privacy notice.
 """
 import dataclasses
+import os
 import pathlib
 import re
 from typing import Any, Mapping, Optional
+
+from core import retention
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -24,7 +29,12 @@ ENV_VARS = {
     "passive_only": "WECHAT_PASSIVE_ONLY",
     "reply_deadline": "WECHAT_REPLY_DEADLINE",
     "menu": "WECHAT_MENU",
+    # shared state for several replicas (wechat_channel/state.py); unset: in this process
+    "state_redis_url": "WECHAT_STATE_REDIS_URL",
+    "state_key_prefix": "WECHAT_STATE_PREFIX",
 }
+STATE_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+DEFAULT_STATE_PREFIX = "mzmtb:wechat"
 
 
 class ConfigError(ValueError):
@@ -56,6 +66,12 @@ class WeChatSettings:
     # WeChat drops the request after 5 s; answer passively only if the bot is done by then.
     reply_deadline: float = 4.5
     menu_path: pathlib.Path = ROOT / "knowledge" / "wechat_menu.yml"
+    # Retry claims, remembered buttons and held replies: in Redis when set (shared by every
+    # replica, kept across restarts), otherwise in this process's memory.
+    state_redis_url: Optional[str] = None
+    state_key_prefix: str = DEFAULT_STATE_PREFIX
+    # how long the tracker store keeps a conversation: the welcome's privacy notice says so
+    retention_days: float = retention.DEFAULT_DAYS
     # Not from the environment; tests and code may override them.
     max_body_bytes: int = 64 * 1024
     timestamp_tolerance: float = 300.0
@@ -82,17 +98,27 @@ class WeChatSettings:
         self.api_base = self.api_base.rstrip("/")
         if not 0 < self.reply_deadline < 5:
             raise ConfigError("WECHAT_REPLY_DEADLINE must be between 0 and 5 seconds")
+        if self.state_redis_url and not self.state_redis_url.startswith(STATE_URL_SCHEMES):
+            raise ConfigError("WECHAT_STATE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.state_key_prefix or ""):
+            raise ConfigError("WECHAT_STATE_PREFIX must be 1-64 letters, digits or _ . : -")
 
     @property
     def can_send_customer_messages(self) -> bool:
         return bool(self.appid and self.appsecret)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> "WeChatSettings":
-        """From a credentials.yml section (keys of ENV_VARS); unknown keys are an error."""
+    def from_mapping(cls, values: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None,
+                     **overrides: Any) -> "WeChatSettings":
+        """From a credentials.yml section (keys of ENV_VARS); unknown keys are an error.
+        CONVERSATION_RETENTION_DAYS is read from `environ` (default: the process's)."""
         unknown = set(values) - set(ENV_VARS)
         if unknown:
             raise ConfigError(f"unknown WeChat settings: {', '.join(sorted(unknown))}")
+        try:
+            retention_days = retention.retention_days(os.environ if environ is None else environ)
+        except retention.RetentionError as exc:
+            raise ConfigError(str(exc)) from exc
         aes_key = _text(values.get("aes_key"))
         kwargs: dict = {
             "token": _text(values.get("token")) or "",
@@ -102,6 +128,9 @@ class WeChatSettings:
             "mode": (_text(values.get("mode")) or ("safe" if aes_key else "plain")).lower(),
             "api_base": _text(values.get("api_base")) or DEFAULT_API_BASE,
             "passive_only": _flag(values.get("passive_only")),
+            "state_redis_url": _text(values.get("state_redis_url")),
+            "state_key_prefix": _text(values.get("state_key_prefix")) or DEFAULT_STATE_PREFIX,
+            "retention_days": retention_days,
         }
         if _text(values.get("reply_deadline")):
             try:
@@ -117,5 +146,6 @@ class WeChatSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "WeChatSettings":
         return cls.from_mapping(
-            {key: environ[var] for key, var in ENV_VARS.items() if environ.get(var)}, **overrides
+            {key: environ[var] for key, var in ENV_VARS.items() if environ.get(var)}, environ,
+            **overrides
         )

@@ -18,13 +18,14 @@ from . import signature
 from .api_client import WeChatApiClient, mask_openid
 from .config import WeChatSettings
 from .crypto import AppIdMismatch, CryptoError, MessageCrypto
-from .delivery import ButtonMemory, InFlight, PendingReplies
+from .delivery import HeldReply, InFlight, pick_button
 from .menu import Menu
 from .messages import (
     MESSAGE_SEPARATOR, IncomingMessage, MalformedMessage, parse_message, parse_xml,
     render_bot_messages, render_button_line, render_encrypted_envelope, render_text_reply,
     split_utf8,
 )
+from .state import StateStore, state_store
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class WeChatEndpoint:
                  menu: Menu,
                  api: Optional[WeChatApiClient] = None,
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 state: Optional[StateStore] = None):
         self.settings = settings
         self.bot = bot
         missing = [key for key in REPLY_KEYS if not replies.get(key)]
@@ -77,10 +79,9 @@ class WeChatEndpoint:
                                   timeout=settings.api_timeout, clock=monotonic)
         self.api = api
         self.passive_only = settings.passive_only or api is None
-        self.inflight = InFlight(ttl=settings.dedupe_ttl, clock=monotonic)
-        self.buttons = ButtonMemory(settings.button_memory_size, settings.button_memory_ttl,
-                                    clock=monotonic)
-        self.pending = PendingReplies(ttl=settings.pending_ttl, clock=monotonic)
+        # retry claims, remembered buttons, held replies: this process or Redis (state.py)
+        self.state = state or state_store(settings, clock=monotonic)
+        self.inflight = InFlight(ttl=settings.dedupe_ttl, clock=monotonic, claims=self.state)
         self._background: Set["asyncio.Future[Any]"] = set()
         self.bot_runs = 0
         self.customer_messages_sent = 0
@@ -173,9 +174,10 @@ class WeChatEndpoint:
             text = unicodedata.normalize("NFKC", message.content).strip()
             if not text:
                 return self.replies["empty"]
-            if text in CONTINUE_WORDS and any(h.continued for h in self.pending.peek(user)):
+            if text in CONTINUE_WORDS and any(h.continued for h in await self.state.held(user)):
                 return ""  # the held continuation is the whole reply
-            payload = self.buttons.resolve(user, message.content, message.menu_id)
+            payload = pick_button(await self.state.buttons(user), message.content,
+                                  message.menu_id)
             # only buttons and menus send "/intent" payloads; typed text (any slash width)
             # never does, has its ID numbers masked and is capped (core.inbound)
             return await self._bot_turn(user, payload or typed_text(message.content),
@@ -195,12 +197,11 @@ class WeChatEndpoint:
         user, event = message.from_user, message.event
         if event == "subscribe":
             buttons = self.menu.welcome_button_pairs
-            self.buttons.remember(user, buttons)
+            await self.state.remember_buttons(user, buttons)
             lines = [render_button_line(i, title) for i, (title, _) in enumerate(buttons, 1)]
             return "\n".join([self.menu.welcome_text] + lines)
         if event == "unsubscribe":
-            self.buttons.forget(user)
-            self.pending.pop(user)
+            await self.state.forget_user(user)
             return None
         if event == "click":
             entry = self.menu.click(message.event_key)
@@ -224,16 +225,16 @@ class WeChatEndpoint:
                          type(task.exception()).__name__)
             return self.replies["fallback"]
         text_out, buttons = render_bot_messages(task.result() or [])
-        self.buttons.remember(user, buttons)
+        await self.state.remember_buttons(user, buttons)
         return text_out or self.replies["fallback"]
 
     # --- delivery -------------------------------------------------------------------
-    def _compose_passive(self, user: str, text: Optional[str]) -> Optional[str]:
+    async def _compose_passive(self, user: str, text: Optional[str]) -> Optional[str]:
         """Held replies first, then this answer; the first ≤2048 bytes go passively."""
         if text is None:
             return None
         parts = []
-        for held in self.pending.pop(user):
+        for held in await self.state.take_held(user):
             label = self.replies["continued_label"] if held.continued else self.replies["late_label"]
             parts.append(f"{label}\n{held.text}")
         if text:
@@ -246,7 +247,8 @@ class WeChatEndpoint:
         if len(chunks) > 1 and self.passive_only:
             hint = self.replies["more_hint"]
             chunks = split_utf8(full, limit - len(hint.encode("utf-8")) - 1)
-            self.pending.add(user, "\n".join(chunks[1:]), continued=True, front=True)
+            await self.state.hold(user, HeldReply("\n".join(chunks[1:]), continued=True),
+                                  front=True)
             return chunks[0] + "\n" + hint
         if len(chunks) > 1:
             self._spawn(self._send_chunks(user, chunks[1:], continued=True))
@@ -262,7 +264,7 @@ class WeChatEndpoint:
         """Customer-service messages in order; whatever cannot be sent is held."""
         for index, chunk in enumerate(chunks):
             if self.passive_only or self.api is None:
-                self._hold(user, chunks[index:], continued or index > 0)
+                await self._hold(user, chunks[index:], continued or index > 0)
                 return
             result = await self.api.send_text(user, chunk)
             if result.ok:
@@ -272,12 +274,12 @@ class WeChatEndpoint:
                 logger.warning("wechat: customer-service API not permitted (48001); "
                                "switching to passive-only replies")
                 self.passive_only = True
-            self._hold(user, chunks[index:], continued or index > 0)
+            await self._hold(user, chunks[index:], continued or index > 0)
             return
 
-    def _hold(self, user: str, chunks: List[str], continued: bool) -> None:
+    async def _hold(self, user: str, chunks: List[str], continued: bool) -> None:
         text = "\n".join(chunks)
-        self.pending.add(user, text, continued=continued)
+        await self.state.hold(user, HeldReply(text, continued))
         logger.info("wechat: holding a reply for %s until their next message", mask_openid(user))
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
@@ -290,3 +292,4 @@ class WeChatEndpoint:
             task.cancel()
         if self.api is not None:
             await self.api.close()
+        await self.state.close()

@@ -15,7 +15,7 @@ def wait_until(condition, timeout: float = 10.0) -> None:
 
 
 def held(server, openid=OPENID):
-    return server.channel.endpoint.pending.peek(openid)
+    return server.run(server.channel.endpoint.state.held(openid))
 
 
 def test_slow_turn_with_real_timings_runs_once_and_answers_once_by_customer_service(

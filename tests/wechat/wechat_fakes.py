@@ -200,8 +200,9 @@ class FakeWeChat:
     account = ACCOUNT
 
     def post(self, query: Dict[str, str], body: bytes, timeout: float = 5.0,
-             mode: str = "plain") -> PushResult:
-        url = self.channel_url + "?" + urllib.parse.urlencode(query)
+             mode: str = "plain", url: Optional[str] = None) -> PushResult:
+        """POST to `url` (a replica's webhook; default: channel_url)."""
+        url = (url or self.channel_url) + "?" + urllib.parse.urlencode(query)
         request = urllib.request.Request(url, data=body, method="POST",
                                          headers={"Content-Type": "text/xml"})
         started = time.monotonic()
@@ -229,9 +230,9 @@ class FakeWeChat:
         return {child.tag: child.text or "" for child in root}
 
     def push(self, body_xml: str, mode: str = "plain", openid: Optional[str] = None,
-             timeout: float = 5.0) -> PushResult:
+             timeout: float = 5.0, url: Optional[str] = None) -> PushResult:
         query, body = self.signed_query(body_xml, mode, openid)
-        return self.post(query, body, timeout=timeout, mode=mode)
+        return self.post(query, body, timeout=timeout, mode=mode, url=url)
 
     def push_with_retries(self, body_xml: str, mode: str = "plain", attempts: int = 3,
                           interval: float = 5.0, timeout: float = 5.0) -> List[PushResult]:
