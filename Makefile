@@ -24,7 +24,7 @@ TRAIN_INPUTS := config.yml tools/build_nlu.py knowledge/diseases.yml knowledge/r
 	knowledge/contacts.yml $(TRAIN_CODE) \
 	$(shell find domain data assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path '*/generated/*' 2>/dev/null)
 
-.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile
+.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile lock audit purge-conversations
 
 help:
 	@echo "make run    - install if needed, train if stale, start the assistant (Ctrl-C stops it)"
@@ -32,24 +32,30 @@ help:
 	@echo "make install / make train / make validate / make clean"
 	@echo "make agent-add USER=<name> PASSWORD=<password> - hotline-agent account for the console at /agent"
 	@echo "make validate-knowledge - check knowledge/*.yml (schema, sources, aliases, answers)"
-	@echo "make bench-nlu  - NLU benchmark: ours vs Rasa default vs TF-IDF+LogReg (a few minutes)"
+	@echo "make bench-nlu  - NLU benchmark on both held-out sets: ours, Rasa default, TF-IDF+LogReg, nearest neighbour; fallback calibration"
 	@echo "make bench      - turn cost: our stack vs a bare Rasa anchor, 1/8/32 clients (about 25 minutes)"
 	@echo "make profile    - 20 s sampling profile of the Rasa process under 8 clients (py-spy)"
+	@echo "make lock / make audit - regenerate the hashed lock files / audit them (docs/maintenance.md)"
+	@echo "make purge-conversations - apply conversation retention once (for cron; docs/security.md)"
 
 # --- environment -----------------------------------------------------------------
+# requirements.txt and requirements-dev.txt say what we depend on (exact pins, with reasons);
+# requirements.lock and requirements-dev.lock (runtime + dev) pin every transitive dependency
+# with its sha256 hashes, resolved for Linux x86_64 and CPython 3.10. `make install` installs
+# only from the locks, with --require-hashes. After editing requirements*.txt: `make lock`.
 $(PY):
 	@python310=$$(scripts/find-python310.sh) && \
 	  echo "Creating $(VENV) with $$python310" && \
 	  "$$python310" -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip wheel
 
-$(VENV)/.installed-runtime: requirements.txt | $(PY)
+$(VENV)/.installed-runtime: requirements.lock | $(PY)
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10), "$(VENV) is not Python 3.10: rm -rf $(VENV) and retry"'
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
 	@touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-runtime
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.lock $(VENV)/.installed-runtime
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	@touch $@
 
 install: $(VENV)/.installed-runtime
@@ -68,6 +74,60 @@ chromium:
 	  echo "NOTE: the browser tests need Debian's chromium at $(CHROMIUM) and will be skipped:"; \
 	  echo "      run 'sudo apt-get install chromium fonts-wqy-microhei' (or pass CHROMIUM=/path/to/chromium)"; \
 	fi
+
+# --- dependencies: lock and audit (docs/maintenance.md) -----------------------------
+# pip-tools and pip-audit run from a venv of their own, installed from requirements-tools.lock:
+# they need newer packaging and CacheControl than Rasa 3.6 allows. Python 3.10 there too, so
+# that the locks' environment markers are those of the project's interpreter.
+TOOLS := $(STATE)/tools-venv
+$(TOOLS)/.installed: requirements-tools.lock
+	@if ! cmp -s requirements-tools.lock $(TOOLS)/installed.lock; then \
+	  echo "Installing pip-tools and pip-audit into $(TOOLS)"; \
+	  rm -rf $(TOOLS); \
+	  python310=$$(scripts/find-python310.sh); \
+	  "$$python310" -m venv $(TOOLS); \
+	  $(TOOLS)/bin/python -m pip install --quiet --require-hashes -r requirements-tools.lock; \
+	  cp requirements-tools.lock $(TOOLS)/installed.lock; \
+	fi
+	@touch $@
+
+# Regenerate the three locks from requirements*.txt. Every pin that still satisfies them is
+# kept; UPGRADE="name" (or "name==version", several separated by spaces) moves only those.
+# PyPI alone is asked: a machine's own pip configuration (local mirrors, find-links) stays out
+# of the hashes. The dev lock is constrained by the runtime lock, so the two never disagree.
+UPGRADE ?=
+PIP_COMPILE = env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+	CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/bin/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url $(foreach p,$(UPGRADE),--upgrade-package '$(p)')
+.PHONY: lock audit
+lock: $(TOOLS)/.installed
+	$(PIP_COMPILE) --output-file requirements.lock requirements.txt
+	$(PIP_COMPILE) --constraint requirements.lock --output-file requirements-dev.lock \
+	  requirements.txt requirements-dev.txt
+	$(PIP_COMPILE) --output-file requirements-tools.lock requirements-tools.txt
+
+# Known vulnerabilities in requirements-dev.lock (runtime + dev), by pip-audit against PyPI's
+# advisory data (AUDIT_ARGS="-s osv" asks OSV instead). Findings listed in audit-known.txt,
+# each with its reason, are accepted; any other fails. An audit that could not run (service
+# unreachable, a package unknown to it) fails as well, and says so: it never passes unseen.
+AUDIT_KNOWN := audit-known.txt
+AUDIT_ARGS ?=
+audit: $(TOOLS)/.installed
+	@ignore=$$(sed 's/#.*//' $(AUDIT_KNOWN) | awk 'NF { printf " --ignore-vuln %s", $$1 }'); \
+	log=$$(mktemp); rc=0; \
+	$(TOOLS)/bin/pip-audit --strict --disable-pip --progress-spinner off --timeout 30 \
+	  $(AUDIT_ARGS) --requirement requirements-dev.lock $$ignore >"$$log" 2>&1 || rc=$$?; \
+	cat "$$log"; \
+	if [ $$rc = 0 ]; then \
+	  echo "audit: no known vulnerabilities besides those accepted in $(AUDIT_KNOWN)"; \
+	elif grep -qE '^Found [0-9]+ known vulnerabilit' "$$log"; then \
+	  echo "audit: FAILED: new findings above. Upgrade the package (docs/maintenance.md) or, if it"; \
+	  echo "       cannot move, add 'ID name==version reason' to $(AUDIT_KNOWN)"; rc=1; \
+	else \
+	  echo "audit: FAILED: the audit did not run (vulnerability service unreachable or a package"; \
+	  echo "       unknown to it, see above). Nothing was checked: this is not a pass."; rc=2; \
+	fi; \
+	rm -f "$$log"; exit $$rc
 
 # --- model -----------------------------------------------------------------------
 generate: install
@@ -93,6 +153,14 @@ run: install $(MODEL)
 import-progress: install
 	@test -n "$(FILE)" || { echo "usage: make import-progress FILE=path/to/export.csv"; exit 2; }
 	$(PY) -m progress_service.importer "$(FILE)"
+
+# Conversation retention, once, now (docs/security.md "Conversations at rest"): deletes
+# conversations older than CONVERSATION_RETENTION_DAYS (30) and redacts lookups left
+# half-way. The Rasa process does it at start and hourly; this is for cron. ENDPOINTS
+# picks the store (default endpoints.yml; production: deploy/endpoints.production.yml + DB_*).
+.PHONY: purge-conversations
+purge-conversations: install
+	$(PY) -m tools.purge_conversations --endpoints "$(or $(ENDPOINTS),endpoints.yml)"
 
 # Hotline-agent account for the console at /agent (new account, or a new password).
 # make agent-add USER=<name> PASSWORD=<password>; no terminal needed. Without PASSWORD it
@@ -127,8 +195,11 @@ test-nlu: $(MODEL)
 	$(RASA) test nlu --domain domain --nlu tests/nlu/hard_set.yml --model $(MODEL) --out $(STATE)/results/nlu-hard
 	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-hard/intent_report.json --floor $(NLU_HARD_FLOOR) --name "hard set"
 
-# Three-way NLU comparison on the same split; writes docs/nlu-benchmark.md. Not part of `test`.
-bench-nlu: install-dev
+# NLU comparison on both held-out sets (ours, Rasa's default, TF-IDF+LR, nearest neighbour) and
+# the FallbackClassifier calibration (bench/calibrate.py); writes docs/nlu-benchmark.md. Uses the
+# trained model (trains it only when stale, as every target does); Rasa's default pipeline is
+# trained here, from Rasa's cache when data are unchanged. Not part of `test`.
+bench-nlu: install-dev $(MODEL)
 	$(PY) -m bench.nlu_benchmark
 
 # What a turn costs, against a bare Rasa anchor (bench/anchor.py) in the same run; trains

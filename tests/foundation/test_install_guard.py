@@ -9,7 +9,8 @@ from tests.conftest import ROOT
 def test_make_install_without_python310_explains_what_to_install(tmp_path):
     project = tmp_path / "clone"
     project.mkdir()
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", ".python-version"):
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "requirements.lock",
+                 "requirements-dev.lock", ".python-version"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "scripts", project / "scripts")
 
