@@ -1,70 +1,129 @@
-"""Three-way NLU benchmark on the held-out test set (tests/nlu/test_set.yml).
+"""NLU benchmark on both held-out test sets, with the calibration of the clarification.
 
     make bench-nlu      # or: python -m bench.nlu_benchmark
 
-(a) our pipeline (config.yml), (b) Rasa's default pipeline (the default_config.yml that
-ships with Rasa, language zh, so its WhitespaceTokenizer - which Rasa rejects for zh - is
-replaced by Rasa's stock JiebaTokenizer; DIET/ResponseSelector seeded for repeatability),
-(c) TF-IDF character n-grams + logistic regression (scikit-learn). All three train on
-the same data (data/nlu, incl. the generated disease lookup) and are scored on the same
-test set, which is never trained on. Two measures: the top intent (accuracy, macro-F1 –
-what `rasa test nlu` and the `make test` floor count) and, stricter, the share answered
-directly with the right intent (a prediction of nlu_fallback counts as wrong there).
-Prints the table and writes docs/nlu-benchmark.md. Takes a few minutes.
+Both sets are never trained on: tests/nlu/test_set.yml (the in-house set) and
+tests/nlu/hard_set.yml (written apart from the training data: dialect, traditional
+characters, voice typos, long and two-topic messages). Four systems, all trained on the same
+data (data/nlu, incl. the generated disease lookup):
+
+(a) our pipeline: the trained model .state/models/assistant.tar.gz (`make train`; this
+    script never trains it), with config.yml's FallbackClassifier thresholds replayed on
+    DIET's ranking (bench/calibrate.py);
+(b) Rasa's default pipeline (the default_config.yml that ships with Rasa, language zh, so
+    its WhitespaceTokenizer - which Rasa rejects for zh - is replaced by Rasa's stock
+    JiebaTokenizer; DIET/ResponseSelector seeded). Trained here, in a temporary directory;
+    Rasa's training cache (.rasa/cache) makes a rerun on unchanged data quick;
+(c) TF-IDF character n-grams + logistic regression (scikit-learn);
+(d) nearest neighbour: the intent of the most similar training example (cosine of
+    character 1-3-gram counts, no weights learned) - what an easy test set rewards.
+
+Measures per set: the top intent (accuracy, macro-F1, as `rasa test nlu` and the
+`make test` floors count) and what a person gets: answered directly with the right intent,
+answered directly with a wrong one, and "您是想问…？" although the top intent was right.
+(c) and (d) never clarify. Then the calibration grid and choice (bench/calibrate.py), (a)'s
+per-intent recall, its top confusions with a note on what the conversation does with each,
+and its errors. Prints the tables and writes docs/nlu-benchmark.md.
 """
 import argparse
-import asyncio
+import collections
 import datetime
-import logging
 import os
 import pathlib
 import platform
-import re
+import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
-
-from core.textnorm import normalize_text
-from tools import build_nlu
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONPATH", str(ROOT))
 
+from bench import calibrate  # noqa: E402
+from bench.calibrate import read_examples  # noqa: E402
+from core.textnorm import normalize_text  # noqa: E402
+from tools import build_nlu  # noqa: E402
+from tools.train_inputs import train_inputs  # noqa: E402
+
 SEED = 20251
-ENTITY = re.compile(r"\[([^\]]+)\]\((?:[^)]+)\)|\[([^\]]+)\]\{[^}]+\}")
+SET_NAMES = ("in-house", "hard")
+CONFUSION_MIN_COUNT = 2   # pairs seen at least this often get a row (at most MAX_CONFUSIONS)
+MAX_CONFUSIONS = 15
+
+# What the conversation does when (a) takes the first intent for the second (the hard
+# set's confusions that occur at least twice). Reviewed by hand against actions/,
+# assistant/, data/rules/ and knowledge/ for the model of 2026-12-03; a pair without a note
+# is printed as "not reviewed". "Clarified" is the "您是想问A，还是B？" of actions/fallback.py,
+# whose guesses skip intents without a title in knowledge/intents.yml.
+CONFUSION_NOTES: Dict[Tuple[str, str], str] = {
+    ("inform_guide_for_whom", "ask_apply_for_others"):
+        "Right. Mid-walk (after 给自己还是帮家人？) the family-application answer comes first, then "
+        "action_guide_offer_resume: walk.py offer_resume reads the person from the text (妈, 岳母, 孩子 …) "
+        "and goes on; with words outside the for_whom keywords (老汉儿, 外婆, 奶奶) it asks 继续第N步吗？ "
+        "and the walk then counts that ask_apply_for_others turn as 为家人 (whom_from_earlier). Outside a "
+        "walk the family-application answer is the right one.",
+    ("ask_materials", "ask_lost_documents"):
+        "Not right. Answered: the re-issue advice (补病历/诊断证明/报告) instead of the materials list. "
+        "Clarified: 资料丢了怎么办 and an unrelated second guess; 要准备哪些材料 is not offered. Needs "
+        "materials examples worded 证件/单子/检查报告/化验单.",
+    ("inform_guide_channel", "ask_channel"):
+        "Mostly right. Mid-walk: the channel comparison, then offer_resume takes the channel named in the "
+        "text (大厅 → window, 微信/小程序 → mini program) and goes on at its step 1; with no channel "
+        "keyword (四川医保软件) it asks 继续第N步吗？ and a plain 好 gets the default channel. Outside a "
+        "walk the comparison fits. Clarified: 在哪里申请 is offered, the walk is not.",
+    ("guide_stuck", "deny"):
+        "Not right. Answered mid-walk, deny pauses the walk (data/rules/guide.yml) instead of the "
+        "troubleshooting advice. Clarified: guide_stuck has no title, so it is never offered and the "
+        "guesses are unrelated (以前的慢病本, 查申请进度); 都不是 → human route. Needs examples (卡住, "
+        "找不到按钮) and a title for guide_stuck.",
+    ("ask_channel", "start_guide"):
+        "Partly right. The walk opens with the channel choice (mini program recommended, APP and window "
+        "as buttons), which answers 哪个简单 but not 没有智能手机 (the window is only a button). "
+        "Clarified: 手机上怎么申请 first, 在哪里申请 only sometimes second.",
+    ("ask_eligibility", "out_of_scope"):
+        "Not right. Answered: “这个问题我答不了 … 12393” to an eligibility question about 居民医保. "
+        "Clarified: out_of_scope has no title and 谁能申请 is not among the guesses.",
+    ("ask_rejected", "ask_result_notification"):
+        "Half right. The notification answer (短信/APP消息) instead of what to do after a rejection; its "
+        "follow-up button is 没通过怎么办 (knowledge/topics.yml result_notification.next), one tap away.",
+    ("ask_reimbursement", "ask_eligibility"):
+        "Right after one tap when clarified: 谁能申请 first, 报销比例和限额 second. Answered directly it "
+        "would be the eligibility text – wrong.",
+    ("ask_human", "bot_challenge"):
+        "Right either way. bot_challenge's answer (utter_iamabot) says it is not a person and gives "
+        "12393; clarified, bot_challenge has no title, so 找人工、打电话 is the first guess.",
+    ("inform_guide_channel", "start_guide"):
+        "Right when answered: action_guide's walk reads the channel from the text of start_guide too "
+        "(“就用四川医保APP” → APP, step 1). Clarified: inform_guide_channel has no title; tapping "
+        "手机上怎么申请 starts the walk, which asks the channel once more.",
+    ("out_of_scope", "start_guide"):
+        "Acceptable. Low confidence, so clarified with unrelated guesses (out_of_scope has no title); "
+        "都不是 gives the human route with 12393, not the short “只管门诊慢特病” answer. Answered it would "
+        "start the walk – wrong.",
+    ("stop", "check_progress"):
+        "Not right. “不查了，退出” starts the lookup, or inside the progress form asks for the number "
+        "again; a second 退出 ends it (data/rules/progress.yml). Needs stop examples that mention 进度.",
+}
 
 
-def read_examples(paths: List[pathlib.Path]) -> List[Tuple[str, str]]:
-    """(text, intent) pairs from Rasa YAML NLU files, entity markup removed."""
-    examples = []
-    for path in paths:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for block in document.get("nlu") or []:
-            if "intent" not in block:
-                continue
-            for line in str(block.get("examples", "")).splitlines():
-                line = line.strip()
-                if line.startswith("- "):
-                    text = ENTITY.sub(lambda m: m.group(1) or m.group(2), line[2:].strip())
-                    examples.append((text, block["intent"]))
-    return examples
-
-
-def scores(gold: List[str], predicted: Tuple[List[str], List[str]]) -> Dict[str, float]:
-    """Accuracy and macro-F1 of the top intent (as `rasa test nlu` and the `make test`
-    floor count), plus the share answered with the right intent without falling back."""
+def scores(gold: Sequence[str], top: Sequence[str], clarified: Optional[Sequence[bool]] = None) -> Dict[str, float]:
+    """Top-intent accuracy and macro-F1 (as `rasa test nlu` counts), and the shares a person
+    sees: answered right, answered wrong, clarified although the top intent was right."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    final, top = predicted
-    labels = sorted(set(gold))
+    clarified = clarified or [False] * len(gold)
+    right = [g == t for g, t in zip(gold, top)]
+    n = len(gold)
     return {
         "accuracy": accuracy_score(gold, top),
-        "macro_f1": f1_score(gold, top, labels=labels, average="macro", zero_division=0),
-        "answered": accuracy_score(gold, final),
+        "macro_f1": f1_score(gold, top, labels=sorted(set(gold)), average="macro", zero_division=0),
+        "right": sum(r and not c for r, c in zip(right, clarified)) / n,
+        "wrong": sum(not r and not c for r, c in zip(right, clarified)) / n,
+        "clarified_right": sum(r and c for r, c in zip(right, clarified)) / n,
     }
 
 
@@ -80,23 +139,17 @@ def train_rasa(config_path: pathlib.Path, out_dir: pathlib.Path, name: str) -> s
     return model
 
 
-def predict_rasa(model_path: str, texts: List[str]) -> Tuple[List[str], List[str]]:
-    """(final intents incl. nlu_fallback, top intents with the fallback undone as
-    `rasa test nlu` does)."""
-    from rasa.core.agent import Agent
-
-    agent = Agent.load(model_path)
-
-    async def run():
-        final, top = [], []
-        for text in texts:
-            result = await agent.parse_message(text)
-            final.append(result["intent"]["name"])
-            ranked = [r["name"] for r in result.get("intent_ranking") or [] if r["name"] != "nlu_fallback"]
-            top.append(ranked[0] if ranked else result["intent"]["name"])
-        return final, top
-
-    return asyncio.run(run())
+def rasa_outcomes(agent, examples, thresholds=None):
+    """(top intents, clarified flags, parsed) of a loaded Rasa model; the decision is
+    replayed at `thresholds` (default: the model's own)."""
+    parsed = calibrate.parse(agent, examples)
+    thresholds = thresholds or calibrate.model_thresholds(agent)
+    top = [item.top or "nlu_fallback" for item in parsed]
+    if thresholds is None:
+        clarified = [item.final == "nlu_fallback" for item in parsed]
+    else:
+        clarified = [item.guarded or calibrate.falls_back(item.ranking, *thresholds) for item in parsed]
+    return top, clarified, parsed
 
 
 def default_config(directory: pathlib.Path) -> pathlib.Path:
@@ -132,93 +185,277 @@ def tfidf_baseline(train: List[Tuple[str, str]], texts: List[str]) -> List[str]:
     return list(model.predict(texts))
 
 
-def markdown(rows, test_size, train_size, intents, errors, seconds) -> str:
+def nearest_neighbour(train: List[Tuple[str, str]], texts: List[str]) -> List[str]:
+    """The intent of the training example with the highest cosine similarity of character
+    1-3-gram counts (normalised text); nothing is learned beyond the vocabulary."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.preprocessing import normalize
+
+    vectorizer = CountVectorizer(analyzer="char", ngram_range=(1, 3), preprocessor=normalize_text)
+    known = normalize(vectorizer.fit_transform([text for text, _ in train]))
+    asked = normalize(vectorizer.transform(texts))
+    best = (asked @ known.T).toarray().argmax(axis=1)
+    return [train[index][1] for index in best]
+
+
+# --- report ------------------------------------------------------------------------------
+
+def _git_head() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def stale_inputs(model: pathlib.Path) -> List[str]:
+    """Training inputs (the Makefile's TRAIN_INPUTS) newer than the model."""
+    paths = ["config.yml", "tools/build_nlu.py", "knowledge/diseases.yml", "knowledge/responses.yml",
+             "knowledge/contacts.yml", *train_inputs(ROOT)]
+    for top in ("domain", "data", "assistant/nlu"):
+        paths += [p.relative_to(ROOT).as_posix() for p in (ROOT / top).rglob("*")
+                  if p.is_file() and p.suffix in (".yml", ".py", ".txt") and "generated" not in p.parts]
+    built = model.stat().st_mtime
+    return sorted({p for p in paths if (ROOT / p).is_file() and (ROOT / p).stat().st_mtime > built})
+
+
+def results_table(rows: Dict[str, Dict[str, Dict[str, float]]]) -> List[str]:
+    lines = []
+    for set_name in SET_NAMES:
+        lines += [
+            "",
+            f"**{set_name} set**",
+            "",
+            "| Pipeline | Intent accuracy | Macro-F1 | Right, not clarified | Wrong, not clarified | Clarified while right |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, by_set in rows.items():
+            r = by_set[set_name]
+            lines.append(f"| {name} | {r['accuracy']:.1%} | {r['macro_f1']:.3f} | {r['right']:.1%} | "
+                         f"{r['wrong']:.1%} | {r['clarified_right']:.1%} |")
+    return lines
+
+
+def per_intent(parsed) -> List[Tuple[str, float, int, str]]:
+    """(intent, recall, support, most frequent wrong prediction) of (a), lowest recall first."""
+    support, hits = collections.Counter(), collections.Counter()
+    wrong = collections.defaultdict(collections.Counter)
+    for item in parsed:
+        support[item.gold] += 1
+        if item.top == item.gold:
+            hits[item.gold] += 1
+        else:
+            wrong[item.gold][item.top] += 1
+    rows = []
+    for intent in support:
+        common = wrong[intent].most_common(1)
+        rows.append((intent, hits[intent] / support[intent], support[intent],
+                     f"{common[0][0]} ({common[0][1]})" if common else ""))
+    return sorted(rows, key=lambda row: (row[1], row[0]))
+
+
+def confusions(parsed, clarified) -> List[Tuple[Tuple[str, str], int, int]]:
+    """((gold, predicted), count, of which answered without clarifying), most frequent first."""
+    counts, answered = collections.Counter(), collections.Counter()
+    for item, asked in zip(parsed, clarified):
+        if item.top != item.gold:
+            counts[(item.gold, item.top)] += 1
+            if not asked:
+                answered[(item.gold, item.top)] += 1
+    return [(pair, n, answered[pair]) for pair, n in
+            sorted(counts.items(), key=lambda kv: (-kv[1], -answered[kv[0]], kv[0]))]
+
+
+def error_rows(parsed, clarified) -> List[Tuple[str, str, str, float, str]]:
+    """(text, expected, predicted, confidence, what happens) for every top-intent error."""
+    rows = []
+    for item, asked in zip(parsed, clarified):
+        if item.top != item.gold:
+            confidence = item.ranking[0][1] if item.ranking else 1.0
+            rows.append((item.text, item.gold, item.top or "nlu_fallback", confidence,
+                         "您是想问…？" if asked else "answered as the predicted intent"))
+    return rows
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown(context, rows, calibration_md, hard_parsed, hard_clarified, errors) -> str:
+    c = context
     lines = [
         "# NLU benchmark",
         "",
-        "Written by `make bench-nlu` (bench/nlu_benchmark.py); do not edit by hand.",
+        "Written by `make bench-nlu` (bench/nlu_benchmark.py, bench/calibrate.py); do not edit by hand.",
         "",
-        f"- Test set: `tests/nlu/test_set.yml`, {test_size} utterances over {intents} intents, "
-        "written separately from the training data and never trained on (plain Mandarin, "
-        "Sichuan dialect, typos/homophones, traditional characters, voice-style run-ons, fragments).",
-        f"- Training data: `data/nlu/` ({train_size} examples incl. the disease lookup generated from `knowledge/`).",
-        "- Intent accuracy and macro-F1 score the top intent, as `rasa test nlu` (and the 95% floor in "
-        "`make test`) do. The last column is stricter: the share that got the right intent *and* "
-        "cleared the fallback threshold, i.e. was answered directly instead of the "
-        "\"您是想问…？\" question. (c) has no fallback, so its two accuracies are equal.",
-        f"- Run: {datetime.date.today().isoformat()}, Python {platform.python_version()}, "
-        f"{seconds:.0f} s wall-clock (Rasa reuses its cached training results when data and config are unchanged).",
-        "",
-        "| Pipeline | Intent accuracy | Macro-F1 | Right intent, no fallback |",
-        "|---|---:|---:|---:|",
+        f"- In-house set: `tests/nlu/test_set.yml`, {c['sizes']['in-house']} utterances over "
+        f"{c['intents']['in-house']} intents, written separately from the training data and never trained on "
+        "(plain Mandarin, Sichuan dialect, typos/homophones, traditional characters, voice-style run-ons, fragments).",
+        f"- Hard set: `tests/nlu/hard_set.yml`, {c['sizes']['hard']} utterances over {c['intents']['hard']} intents, "
+        "written by a different procedure (elderly colloquial, Sichuan dialect, traditional characters, "
+        "voice-typing errors, long messages with context, two topics in one message, fragments); never "
+        "trained on; the leak check (bench/leak_check.py) keeps near-copies of training examples out of both sets.",
+        f"- Training data: `data/nlu/` ({c['train_size']} examples incl. the disease lookup generated from `knowledge/`).",
+        "- *Intent accuracy* and *macro-F1* score the top intent, as `rasa test nlu` (and the floors in "
+        "`make test`) do. The next three say what a person gets: the right answer at once (*right, not "
+        "clarified*), a wrong answer (*wrong, not clarified*), or \"您是想问…？\" although the top intent was "
+        "right (*clarified while right*); the rest of 100 % is \"您是想问…？\" instead of a wrong answer. "
+        "(c) and (d) never clarify.",
+        f"- (a) is the trained model `.state/models/assistant.tar.gz` (built {c['model_built']}), "
+        f"with config.yml's FallbackClassifier thresholds ({c['thresholds'][0]:.2f} / {c['thresholds'][1]:.2f}) "
+        "replayed on DIET's ranking. " + (
+            "The model is up to date with its training inputs." if not c["stale"] else
+            "Training inputs newer than the model: " + ", ".join(f"`{p}`" for p in c["stale"]) +
+            " – `make train` before reading (a) as this commit's."),
+        f"- Run: {c['date']}, commit {c['commit']}, Python {platform.python_version()}, "
+        f"{c['seconds']:.0f} s wall-clock (Rasa reuses its cached training results for (b) when data and "
+        "config are unchanged; (a) is loaded, not trained).",
     ]
-    for name, result in rows:
-        lines.append(f"| {name} | {result['accuracy']:.1%} | {result['macro_f1']:.3f} | {result['answered']:.1%} |")
+    lines += results_table(rows)
     lines += [
         "",
         "(a) `config.yml`: normaliser (traditional→simplified, full→half width), Jieba with the "
         "domain and disease dictionary, regex/lookup features, word + character 1–3-gram counts, "
-        "DIET (seeded), FallbackClassifier 0.55, then the content guard (punctuation/emoji-only "
-        "messages → nlu_fallback).",
+        f"DIET (seeded), FallbackClassifier {c['thresholds'][0]:.2f} / ambiguity {c['thresholds'][1]:.2f}, "
+        "then the content guard (punctuation/emoji-only messages → nlu_fallback).",
         "(b) Rasa's own `default_config.yml` with `language: zh`; Rasa rejects its WhitespaceTokenizer for "
         "Chinese, so Rasa's stock JiebaTokenizer (no domain dictionary) takes its place; otherwise as "
-        "shipped (LexicalSyntacticFeaturizer, char_wb 1–4-grams, DIET 100 epochs, FallbackClassifier 0.3), "
-        "DIET seeded for repeatability. No text normaliser.",
-        "(c) scikit-learn TF-IDF over character 1–3-grams of the normalised text + logistic regression; "
-        "it never predicts a fallback.",
+        "shipped (LexicalSyntacticFeaturizer, char_wb 1–4-grams, DIET 100 epochs, FallbackClassifier "
+        f"{c['default_thresholds']}), DIET seeded for repeatability. No text normaliser.",
+        "(c) scikit-learn TF-IDF over character 1–3-grams of the normalised text + logistic regression.",
+        "(d) 1-nearest neighbour: the intent of the training example whose character 1–3-gram count "
+        "vector (normalised text) has the highest cosine with the message. Nothing is learned, so a set "
+        "on which (d) comes close to (a) mostly asks what the training data already says.",
         "",
-        "## Errors of (a) (top intent)",
+        calibration_md.rstrip("\n"),
         "",
+        "## Hard set: recall per intent of (a), lowest first",
+        "",
+        "| Intent | Recall | Utterances | Most often taken for |",
+        "|---|---:|---:|---|",
     ]
-    if errors:
-        lines += ["| Utterance | Expected | Predicted |", "|---|---|---|"]
-        lines += [f"| {text} | {gold} | {pred} |" for text, gold, pred in errors]
-    else:
-        lines.append("None.")
+    lines += [f"| {intent} | {recall:.0%} | {n} | {other} |" for intent, recall, n, other in per_intent(hard_parsed)]
+    pairs = confusions(hard_parsed, hard_clarified)
+    lines += [
+        "",
+        "## Hard set: top confusions of (a) and what the conversation does with them",
+        "",
+        "Top intent expected → predicted, how often, and how many of those were answered without "
+        "\"您是想问…？\" at config.yml's thresholds. The note says whether the conversation still "
+        "ends up right (reviewed by hand against actions/, assistant/ and data/rules/; kept in "
+        "bench/nlu_benchmark.py, CONFUSION_NOTES).",
+        "",
+        "| Expected → predicted | Times | Answered directly | In conversation |",
+        "|---|---:|---:|---|",
+    ]
+    shown = [entry for entry in pairs if entry[1] >= CONFUSION_MIN_COUNT][:MAX_CONFUSIONS]
+    for (gold, predicted), n, answered in shown:
+        note = CONFUSION_NOTES.get((gold, predicted), "not reviewed")
+        lines.append(f"| {gold} → {predicted} | {n} | {answered} | {_cell(note)} |")
+    rest = pairs[len(shown):]
+    if rest:
+        lines.append(f"| {len(rest)} other pairs | {sum(n for _, n, _ in rest)} | "
+                     f"{sum(a for _, _, a in rest)} | see the errors below |")
+    for set_name in ("hard", "in-house"):
+        lines += ["", f"## Errors of (a) on the {set_name} set (top intent)", ""]
+        if errors[set_name]:
+            lines += ["| Utterance | Expected | Predicted | Confidence | At config.yml's thresholds |", "|---|---|---|---:|---|"]
+            lines += [f"| {_cell(text)} | {gold} | {pred} | {conf:.2f} | {what} |"
+                      for text, gold, pred, conf, what in errors[set_name]]
+        else:
+            lines.append("None.")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--test", default=str(ROOT / "tests" / "nlu" / "test_set.yml"))
+    parser.add_argument("--model", default=str(calibrate.MODEL), help="(a)'s trained model")
     parser.add_argument("--out", default=str(ROOT / "docs" / "nlu-benchmark.md"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    calibrate.quiet_rasa()
     started = time.time()
+    model_path = pathlib.Path(args.model)
+    if not model_path.is_file():
+        print(f"{model_path} is missing: `make train` first", file=sys.stderr)
+        return 2
+    stale = stale_inputs(model_path)
+    if stale:
+        print(f"NOTE: training inputs newer than {model_path.name}: {', '.join(stale)}", flush=True)
 
     build_nlu.main([])
     train = read_examples(sorted((ROOT / "data" / "nlu").rglob("*.yml")))
-    test = read_examples([pathlib.Path(args.test)])
-    texts = [text for text, _ in test]
-    gold = [intent for _, intent in test]
+    sets = {"in-house": read_examples([calibrate.SETS["in-house"]]),
+            "hard": read_examples([calibrate.SETS["hard"]])}
+    gold = {name: [intent for _, intent in examples] for name, examples in sets.items()}
+    texts = {name: [text for text, _ in examples] for name, examples in sets.items()}
 
-    rows = []
+    from rasa.core.agent import Agent
+
+    rows: Dict[str, Dict[str, Dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-nlu-") as tmp:
         tmp_dir = pathlib.Path(tmp)
-        # (b) first: Jieba keeps a user dictionary process-wide once (a) has loaded ours.
+        # (b) first, trained and asked before (a) is loaded: Jieba keeps a user dictionary
+        # process-wide once (a)'s tokenizer has loaded ours.
         print("(b) training Rasa's default pipeline …", flush=True)
-        default = predict_rasa(train_rasa(default_config(tmp_dir), tmp_dir, "default"), texts)
-        print("(a) training our pipeline (config.yml) …", flush=True)
-        ours = predict_rasa(train_rasa(ROOT / "config.yml", tmp_dir, "ours"), texts)
-        rows.append(("(a) ours: config.yml", scores(gold, ours)))
-        ours = ours[1]
-        rows.append(("(b) Rasa default pipeline", scores(gold, default)))
-    print("(c) TF-IDF char n-grams + logistic regression …", flush=True)
-    baseline = tfidf_baseline(train, texts)
-    rows.append(("(c) TF-IDF char n-gram + LogReg", scores(gold, (baseline, baseline))))
+        default_agent = Agent.load(train_rasa(default_config(tmp_dir), tmp_dir, "default"))
+        default_thresholds = calibrate.model_thresholds(default_agent)
+        default = {name: rasa_outcomes(default_agent, examples) for name, examples in sets.items()}
+        del default_agent
+    print(f"(a) our pipeline: {model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path} …",
+          flush=True)
+    agent = calibrate.load_agent(model_path)
+    cal = calibrate.calibrate(agent, sets)
+    thresholds = cal.config
+    ours = {}
+    for name in SET_NAMES:
+        parsed = cal.parsed[name]
+        ours[name] = ([item.top or "nlu_fallback" for item in parsed],
+                      [item.guarded or calibrate.falls_back(item.ranking, *thresholds) for item in parsed])
+    rows["(a) ours: config.yml"] = {name: scores(gold[name], *ours[name]) for name in SET_NAMES}
+    rows["(b) Rasa default pipeline"] = {name: scores(gold[name], *default[name][:2]) for name in SET_NAMES}
+    print("(c) TF-IDF char n-grams + logistic regression, (d) nearest neighbour …", flush=True)
+    rows["(c) TF-IDF char n-gram + LogReg"] = {name: scores(gold[name], tfidf_baseline(train, texts[name]))
+                                              for name in SET_NAMES}
+    rows["(d) 1-NN, char n-gram cosine"] = {name: scores(gold[name], nearest_neighbour(train, texts[name]))
+                                           for name in SET_NAMES}
 
-    errors = [(text, g, p) for text, g, p in zip(texts, gold, ours) if g != p]
+    errors = {name: error_rows(cal.parsed[name], ours[name][1]) for name in SET_NAMES}
+
     print()
-    print(f"{'pipeline':36} {'accuracy':>9} {'macro-F1':>9} {'no-fallback':>12}")
-    for name, result in rows:
-        print(f"{name:36} {result['accuracy']:>9.1%} {result['macro_f1']:>9.3f} {result['answered']:>12.1%}")
-    print(f"({len(test)} test utterances, {len(set(gold))} intents, {len(train)} training examples)")
+    for set_name in SET_NAMES:
+        print(f"{set_name} set ({len(sets[set_name])} utterances):")
+        print(f"  {'pipeline':34} {'accuracy':>9} {'macro-F1':>9} {'right':>7} {'wrong':>7} {'clar.right':>10}")
+        for name, by_set in rows.items():
+            r = by_set[set_name]
+            print(f"  {name:34} {r['accuracy']:>9.1%} {r['macro_f1']:>9.3f} {r['right']:>7.1%} "
+                  f"{r['wrong']:>7.1%} {r['clarified_right']:>10.1%}")
+    choice = cal.choice.point
+    print(f"calibration (hard set): threshold {choice[0]:.2f}, ambiguity {choice[1]:.2f} "
+          f"({'meets the goals' if cal.choice.feasible else 'closest to the goals'}); "
+          f"config.yml {thresholds[0]:.2f} / {thresholds[1]:.2f}; replay mismatches {cal.mismatches}")
+    context = {
+        "sizes": {name: len(examples) for name, examples in sets.items()},
+        "intents": {name: len(set(g)) for name, g in gold.items()},
+        "train_size": len(train),
+        "thresholds": thresholds,
+        "default_thresholds": (f"{default_thresholds[0]:g} / ambiguity {default_thresholds[1]:g}"
+                               if default_thresholds else "as shipped"),
+        "model_built": datetime.datetime.fromtimestamp(model_path.stat().st_mtime, datetime.timezone.utc)
+        .strftime("%Y-%m-%d %H:%M UTC"),
+        "stale": stale,
+        "date": datetime.date.today().isoformat(),
+        "commit": _git_head(),
+        "seconds": time.time() - started,
+    }
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(rows, len(test), len(train), len(set(gold)), errors, time.time() - started),
-                   encoding="utf-8")
+    out.write_text(markdown(context, rows, calibrate.markdown_section(cal), cal.parsed["hard"], ours["hard"][1],
+                            errors), encoding="utf-8")
     print(f"written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
-    return 0
+    return 0 if cal.mismatches == 0 else 1
 
 
 if __name__ == "__main__":
