@@ -196,6 +196,14 @@ def _may_hold_credentials(events: Iterable[Any]) -> bool:
     return False
 
 
+PURGE_BATCH = 200  # conversations per purge transaction
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterable[List[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
 class PurgeResult(dict):
     """Counts of one purge: deleted_events, deleted_conversations, redacted_lookups."""
 
@@ -338,23 +346,38 @@ class PrivateSQLTrackerStore(SQLTrackerStore):
         result = PurgeResult(deleted_events=0, deleted_conversations=0, redacted_lookups=0)
         cutoff = now - self.settings.retention_days * 86400
         table = self._events
+        # In short transactions of PURGE_BATCH conversations: save() runs on Rasa's event
+        # loop and waits while the purge holds SQLite's write lock. Each DELETE repeats its
+        # condition, so a conversation that came back since the list was read is kept.
+        idle = (sa.select(table.c.sender_id).group_by(table.c.sender_id)
+                .having(sa.func.max(table.c.timestamp) < cutoff))
         with self.session_scope() as session:
-            idle = (sa.select(table.c.sender_id).group_by(table.c.sender_id)
-                    .having(sa.func.max(table.c.timestamp) < cutoff))
-            result["deleted_conversations"] = len(session.execute(idle).all())
-            deleted = session.execute(sa.delete(table).where(table.c.sender_id.in_(idle)))
+            idle_senders = [row.sender_id for row in session.execute(idle).all()]
+        for batch in _batches(idle_senders, PURGE_BATCH):
+            with self.session_scope() as session:
+                deleted = session.execute(sa.delete(table).where(
+                    table.c.sender_id.in_(batch), table.c.sender_id.in_(idle)))
+                session.commit()
             result["deleted_events"] += deleted.rowcount or 0
-            # of the conversations still active: the sessions that ended before the cutoff
-            # (everything before the start of the session holding the first recent event)
-            name = self.SQLEvent.__tablename__
-            ended = session.execute(sa.text(
-                f'DELETE FROM {name} WHERE "timestamp" < :cutoff AND "timestamp" < ('
-                f' SELECT MAX(s."timestamp") FROM {name} s WHERE s.sender_id = {name}.sender_id'
-                "  AND s.type_name = 'session_started' AND s.\"timestamp\" <= ("
-                f'  SELECT MIN(r."timestamp") FROM {name} r WHERE r.sender_id = {name}.sender_id'
-                '   AND r."timestamp" >= :cutoff))'), {"cutoff": cutoff})
+            result["deleted_conversations"] += len(batch)
+        # of the conversations still active: the sessions that ended before the cutoff
+        # (everything before the start of the session holding the first recent event)
+        with self.session_scope() as session:
+            old_senders = [row.sender_id for row in session.execute(
+                sa.select(table.c.sender_id).where(table.c.timestamp < cutoff).distinct()).all()]
+        name = self.SQLEvent.__tablename__
+        ended_sessions = sa.text(
+            f'DELETE FROM {name} WHERE sender_id IN :senders AND "timestamp" < :cutoff'
+            f' AND "timestamp" < ('
+            f' SELECT MAX(s."timestamp") FROM {name} s WHERE s.sender_id = {name}.sender_id'
+            "  AND s.type_name = 'session_started' AND s.\"timestamp\" <= ("
+            f'  SELECT MIN(r."timestamp") FROM {name} r WHERE r.sender_id = {name}.sender_id'
+            '   AND r."timestamp" >= :cutoff))').bindparams(sa.bindparam("senders", expanding=True))
+        for batch in _batches(old_senders, PURGE_BATCH):
+            with self.session_scope() as session:
+                ended = session.execute(ended_sessions, {"cutoff": cutoff, "senders": batch})
+                session.commit()
             result["deleted_events"] += ended.rowcount or 0
-            session.commit()
         idle_since = now - self.settings.abandoned_lookup_minutes * 60
         for sender_id, row_id, data in self._abandoned_lookups(idle_since):
             with self.session_scope() as session:

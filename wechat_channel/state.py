@@ -28,7 +28,8 @@ import json
 import logging
 import time
 import urllib.parse
-from typing import Any, Callable, List, Optional, Sequence
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
@@ -158,10 +159,18 @@ class RedisStateStore(StateStore):
     """Every replica's state in one Redis (redis.asyncio: no blocking call on the loop)."""
 
     shared = True
-    RUNNING = json.dumps({"state": "running", "reply": None})
-    # PEXPIRE only while the claim still says "running" (never shortens a settled one)
+    # A running claim names its owner (a token per claim), so a replica that lost its lease
+    # (a stalled loop) can neither keep another replica's claim alive nor overwrite its outcome.
+    # PEXPIRE only while the claim is still this owner's running one (never a settled one).
     RENEW = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
              "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
+    # The outcome is written only by the owner of the running claim (or when the key expired).
+    SETTLE = ("local v = redis.call('GET', KEYS[1]) "
+              "if v == false or v == ARGV[1] then "
+              "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0")
+    # WeChat retries a message at most three times within about 15 s: an outcome (which may
+    # be a progress lookup's result) is kept that long, not for the whole dedupe window.
+    SETTLED_KEEP = 30.0
 
     def __init__(self, client: "aioredis.Redis", prefix: str = DEFAULT_STATE_PREFIX,
                  claim_ttl: float = 120.0, button_ttl: float = 24 * 3600.0,
@@ -171,6 +180,8 @@ class RedisStateStore(StateStore):
         self.prefix = prefix.rstrip(":")
         self.claim_lease = claim_lease
         self.renew_every = claim_lease / 4
+        self.settled_ttl = min(claim_ttl, self.SETTLED_KEEP)
+        self._running: Dict[str, str] = {}  # claim key -> this replica's running value
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 1.0, **kwargs: Any) -> "RedisStateStore":
@@ -194,26 +205,38 @@ class RedisStateStore(StateStore):
 
     # --- message claims ------------------------------------------------------------------
     async def claim(self, key: str) -> bool:
+        running = json.dumps({"state": "running", "reply": None, "owner": uuid.uuid4().hex})
         try:
-            return bool(await self.client.set(self.key("claim", key), self.RUNNING, nx=True,
-                                              px=self._ms(self.claim_lease)))
+            claimed = bool(await self.client.set(self.key("claim", key), running, nx=True,
+                                                 px=self._ms(self.claim_lease)))
         except (RedisError, OSError):
             self._failed("running the message here without a claim")
             return True
+        if claimed:
+            self._running[key] = running
+        return claimed
 
     async def renew(self, key: str) -> None:
+        running = self._running.get(key)
+        if running is None:
+            return
         try:
-            await self.client.eval(self.RENEW, 1, self.key("claim", key), self.RUNNING,
+            await self.client.eval(self.RENEW, 1, self.key("claim", key), running,
                                    self._ms(self.claim_lease))
         except (RedisError, OSError):
             self._failed("a running claim was not renewed")
 
     async def settle(self, key: str, outcome: Outcome) -> None:
+        running = self._running.pop(key, "")
         value = json.dumps({"state": outcome.state, "reply": outcome.reply}, ensure_ascii=False)
         try:
-            await self.client.set(self.key("claim", key), value, px=self._ms(self.claim_ttl))
+            written = await self.client.eval(self.SETTLE, 1, self.key("claim", key), running,
+                                             value, self._ms(self.settled_ttl))
         except (RedisError, OSError):
             self._failed("a message outcome is not shared")
+            return
+        if not written:
+            logger.warning("wechat: a message's claim passed to another replica; its outcome stands")
 
     async def outcome(self, key: str) -> Optional[Outcome]:
         try:

@@ -376,6 +376,23 @@ def test_retention_deletes_old_conversations_and_ended_sessions_and_keeps_the_re
     assert stored_count(store) == 0
 
 
+def test_the_purge_works_in_batches_and_misses_none(make_store, domain, monkeypatch):
+    monkeypatch.setattr(store_module, "PURGE_BATCH", 2)
+    store = make_store()
+    now, day = time.time(), 86400
+    old, straddling, recent = now - 40 * day, now - 31 * day, now - 29 * day
+    for number in range(5):
+        turn(store, f"old-{number}", session_start(old) + question_turn(at=old), domain)
+        turn(store, f"back-{number}", session_start(old) + question_turn(at=old), domain)
+        turn(store, f"back-{number}", session_start(straddling) + question_turn(at=recent), domain)
+    kept = stored_count(store, "back-0") - 7
+
+    result = store.purge(now)
+    assert result["deleted_conversations"] == 5
+    assert all(stored_count(store, f"old-{number}") == 0 for number in range(5))
+    assert all(stored_count(store, f"back-{number}") == kept for number in range(5))
+
+
 def test_the_retention_comes_from_the_environment(make_store, domain):
     store = make_store(settings=ConversationStoreSettings.from_env({"CONVERSATION_RETENTION_DAYS": "7"}))
     now = time.time()

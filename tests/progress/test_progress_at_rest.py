@@ -19,6 +19,9 @@ from tests.stored_conversations import still_stored
 NUMBER, SUFFIX = "NC2025000104", "1357"  # example_export.csv: 王芳, 尿毒症透析, need_more
 RESULT_VALUES = ["尿毒症透析", "诊断证明书", "完整病历", "王*", "需补充材料"]
 
+# one stack for the module's tests, on one worker (each started stack costs a minute of CPU)
+pytestmark = pytest.mark.xdist_group("progress_at_rest")
+
 
 @pytest.fixture(scope="module")
 def stack(trained_model, tmp_path_factory):

@@ -27,7 +27,7 @@ def test_the_notice_says_what_is_stored_for_how_long_and_who_sees_it_in_few_word
         notice = privacy_notice(days)
         assert f"{days}天" in notice
         assert "病名" in notice and "申请编号" in notice  # what may be in the conversation
-        assert "工作人员" in notice  # who can see it
+        assert "运营单位" in notice and "删除" in notice  # who keeps it, and that it ends
         assert visible_length(notice) <= 120, notice
     assert "{" not in privacy_notice(7.5) and "7.5天" in privacy_notice(7.5)
 
@@ -90,7 +90,7 @@ def test_the_shipped_knowledge_passes(editable):
 
 def test_a_notice_with_its_own_number_of_days_fails_validation(editable):
     _set_text(editable / "channel_texts.yml", "privacy_notice",
-              "隐私提示：这段对话会保存30天，里面可能有病名、申请编号。只有{hotline_name}的工作人员能查看。")
+              "隐私提示：这段对话由本服务的运营单位保存30天，到期自动删除。里面可能有病名、申请编号。")
     found = errors(editable)
     assert any("privacy_notice must name the retention period" in e for e in found), found
     assert any("“30天” is not in the sources" in e for e in found), found
