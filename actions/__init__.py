@@ -1,1 +1,1 @@
-"""Custom actions served by the Rasa action server (`rasa run actions --actions actions`)."""
+"""Custom actions served by the action server (`python -m actions.server`: rasa-sdk on loopback with a token)."""

@@ -1,4 +1,4 @@
-"""Settings of the action server (`rasa run actions`), read once at import.
+"""Settings of the action server (`python -m actions.server`), read once at import.
 
 Only this process's settings live here; defaults shared with other processes come from
 core/defaults.py. Code that needs a setting takes it as a constructor argument whose

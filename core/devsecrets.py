@@ -20,6 +20,8 @@ SECRET_NAMES = (
 )
 # Rasa's HTTP API token (the agent console's NLU lookups).
 RASA_SECRET_NAMES = ("RASA_AUTH_TOKEN",)
+# The shared secret between Rasa and the action server (actions/server.py).
+ACTION_SECRET_NAMES = ("ACTION_SERVER_TOKEN",)
 
 
 def _read(path: pathlib.Path) -> Dict[str, str]:

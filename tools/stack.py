@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -20,8 +21,10 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional
 
+import yaml
+
 from core import defaults
-from core.devsecrets import RASA_SECRET_NAMES, ensure_dev_secrets
+from core.devsecrets import ACTION_SECRET_NAMES, RASA_SECRET_NAMES, ensure_dev_secrets
 from wechat_channel.config import ENV_VARS as WECHAT_ENV_VARS  # setting name -> WECHAT_* variable
 
 ROOT = defaults.ROOT
@@ -66,6 +69,8 @@ class StackSettings:
             settings.model_path = pathlib.Path(environ["RASA_MODEL"])
         if environ.get("RASA_ENDPOINTS"):
             settings.endpoints = pathlib.Path(environ["RASA_ENDPOINTS"])
+        if environ.get("RASA_CREDENTIALS"):  # production: deploy/credentials.production.yml
+            settings.credentials = pathlib.Path(environ["RASA_CREDENTIALS"])
         return settings
 
     def port_fields(self) -> List[str]:
@@ -78,7 +83,8 @@ def runtime_credentials(settings: StackSettings, environ=os.environ) -> pathlib.
     Written to the state folder; it holds `${VAR}` references, never secret values.
     """
     text = settings.credentials.read_text(encoding="utf-8")
-    if environ.get("WECHAT_TOKEN"):
+    configured = yaml.safe_load(text) or {}
+    if environ.get("WECHAT_TOKEN") and "channels.wechat.WeChatInput" not in configured:
         text += (
             "\n# added by tools/stack.py because WECHAT_TOKEN is set\n"
             "channels.wechat.WeChatInput:\n"
@@ -92,6 +98,40 @@ def runtime_credentials(settings: StackSettings, environ=os.environ) -> pathlib.
     return path
 
 
+ACTION_TOKEN_LINE = "  token: ${ACTION_SERVER_TOKEN}  # added by tools/stack.py\n"
+
+
+def runtime_endpoints(settings: StackSettings) -> pathlib.Path:
+    """The endpoints file with the action server's shared secret: Rasa sends it as the
+    `token` query parameter on every action call (actions/server.py checks it).
+
+    Added here as a `${ACTION_SERVER_TOKEN}` reference (never the value) unless the file
+    sets a token already, so endpoints.yml and deploy/endpoints.production.yml stay
+    readable by tools that don't set the variable (make purge-conversations).
+    """
+    text = settings.endpoints.read_text(encoding="utf-8")
+    loaded = yaml.safe_load(text) or {}
+    action = loaded.get("action_endpoint")
+    if isinstance(action, dict) and "token" not in action:
+        text, count = re.subn(r"(?m)^action_endpoint:[ \t]*(#[^\n]*)?\n",
+                              lambda m: m.group(0) + ACTION_TOKEN_LINE, text, count=1)
+        if count != 1 or (yaml.safe_load(text) or {})["action_endpoint"].get("token") is None:
+            raise ValueError(f"{settings.endpoints}: cannot add the action server token; "
+                             "add `token: ${ACTION_SERVER_TOKEN}` under action_endpoint")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.state_dir / "endpoints.runtime.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def action_server_token(settings: StackSettings, environ=os.environ) -> str:
+    """ACTION_SERVER_TOKEN from the environment, else a development value in secrets.env."""
+    if environ.get("ACTION_SERVER_TOKEN"):
+        return environ["ACTION_SERVER_TOKEN"]
+    path = settings.state_dir / "secrets.env"
+    return ensure_dev_secrets(path, environ, names=ACTION_SECRET_NAMES)["ACTION_SERVER_TOKEN"]
+
+
 # The stand-in for the agency's progress system is optional: without the folder (the real
 # system replaces it; set PROGRESS_SERVICE_URL and the keys) everything else still runs.
 STAND_IN_PRESENT = (ROOT / "progress_service" / "app.py").exists()
@@ -99,14 +139,15 @@ STAND_IN_PRESENT = (ROOT / "progress_service" / "app.py").exists()
 
 def build_services(settings: StackSettings, environ=os.environ,
                    with_stand_in: bool = STAND_IN_PRESENT) -> List[Service]:
+    credentials = runtime_credentials(settings, environ)
     rasa = [
         str(VENV_BIN / "rasa"), "run",
         "--model", str(settings.model_path),
         "--port", str(settings.rasa_port),
         "--interface", settings.host,
         "--cors", "*",
-        "--endpoints", str(settings.endpoints),
-        "--credentials", str(runtime_credentials(settings, environ)),
+        "--endpoints", str(runtime_endpoints(settings)),
+        "--credentials", str(credentials),
     ]
     token = rasa_auth_token(settings, environ)
     if token:
@@ -114,24 +155,32 @@ def build_services(settings: StackSettings, environ=os.environ,
         # "=" form: a urlsafe token may start with "-", which argparse would take for an option.
         rasa += ["--enable-api", f"--auth-token={token}"]
     base = f"http://{settings.host}"
+    channels = yaml.safe_load(credentials.read_text(encoding="utf-8")) or {}
+    action_token = action_server_token(settings, environ)
     services = [
         Service(
+            # actions/server.py: rasa-sdk's app on settings.host (loopback) behind the token
             name="actions",
-            command=[str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions",
+            command=[str(VENV_BIN / "python"), "-m", "actions.server",
                      "--port", str(settings.actions_port)],
             health_url=f"{base}:{settings.actions_port}/health",
             public_urls=[f"action server  {base}:{settings.actions_port}/webhook"],
+            env={"ACTIONS_HOST": settings.host, "ACTION_SERVER_TOKEN": action_token},
         ),
         Service(
             name="rasa",
             command=rasa,
             health_url=f"{base}:{settings.rasa_port}/",
-            public_urls=[
-                f"REST channel   {base}:{settings.rasa_port}/webhooks/rest/webhook",
-                f"socket.io      {base}:{settings.rasa_port}/socket.io",
-            ] + ([f"WeChat         {base}:{settings.rasa_port}/webhooks/wechat/webhook"]
-                 if environ.get("WECHAT_TOKEN") else []),
-            env={"ACTION_ENDPOINT_URL": f"{base}:{settings.actions_port}/webhook"},
+            public_urls=[  # the channels the credentials file switches on
+                url for channel, url in (
+                    ("MaskedRestInput", f"REST channel   {base}:{settings.rasa_port}/webhooks/rest/webhook"),
+                    ("MaskedSocketIOInput", f"socket.io      {base}:{settings.rasa_port}/socket.io"),
+                    ("WebInput", f"web channel    {base}:{settings.rasa_port}/webhooks/web/webhook"),
+                    ("WeChatInput", f"WeChat         {base}:{settings.rasa_port}/webhooks/wechat/webhook"),
+                ) if any(name.endswith("." + channel) for name in channels)
+            ],
+            env={"ACTION_ENDPOINT_URL": f"{base}:{settings.actions_port}/webhook",
+                 "ACTION_SERVER_TOKEN": action_token},
         ),
         web_service(settings, environ, rasa_token=token),
     ]
