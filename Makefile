@@ -174,6 +174,13 @@ agent-add: install
 	  echo "usage: make agent-add USER=<name> PASSWORD=<password>" >&2; exit 2; fi
 	@$(PY) -m web.agents add -- "$$USER"
 
+# The WeChat official account's custom menu from knowledge/wechat_menu.yml (buttons:), through
+# POST /cgi-bin/menu/create. Needs WECHAT_APPID and WECHAT_APPSECRET in the environment (and
+# the server's IP in the account's IP whitelist); fails on any WeChat errcode (docs/wechat.md).
+.PHONY: wechat-menu
+wechat-menu: install
+	$(PY) -m tools.wechat_menu
+
 # --- check -----------------------------------------------------------------------
 test: install-dev validate train test-nlu test-conversations test-python
 

@@ -20,6 +20,10 @@ from assistant.disease_match import match_question
 
 logger = logging.getLogger(__name__)
 
+# Topics that answer a request for a person: the reply carries the hand-over marker
+# (actions/reply.py), so WeChat can pass the user to 客服 when the account staffs it.
+HANDOVER_TOPICS = {"human"}
+
 
 class ActionAnswerTopic(Action):
     def name(self) -> Text:
@@ -56,5 +60,5 @@ class ActionAnswerTopic(Action):
         answer = kb.answer_topic(match.topic, match.diseases, match.unknown)
         logger.info("intent=%s topic=%s diseases=%s unknown=%d", intent, match.topic, answer.diseases,
                     len(match.unknown))
-        send(dispatcher, tracker, answer)
+        send(dispatcher, tracker, answer, handover=match.topic in HANDOVER_TOPICS)
         return events

@@ -33,8 +33,15 @@ def _parts(content: Any) -> List[Tuple[str, list]]:
     return parts
 
 
+# The marker a channel recognises on the turn that asks for a person (wechat_channel's
+# messages.HANDOVER_KEY / HANDOVER_HUMAN; written here too: actions do not import the channel).
+HANDOVER = {"handover": "human"}
+
+
 def send(dispatcher: CollectingDispatcher, tracker: Optional[Tracker], content: Any,
-         channel_profile: Optional[ChannelProfile] = None) -> None:
+         channel_profile: Optional[ChannelProfile] = None, handover: bool = False) -> None:
+    """`handover`: the reply answers a request for a person; where the channel knows the
+    marker (WeChat), it goes out too, after the text, which stays the fallback."""
     chosen = channel_profile or (profile(tracker) if tracker is not None else profile_for(None))
     for text, buttons in _parts(content):
         if buttons and not chosen.buttons:
@@ -48,4 +55,5 @@ def send(dispatcher: CollectingDispatcher, tracker: Optional[Tracker], content: 
             dispatcher.utter_message(text=pieces[-1], buttons=buttons)
         else:
             dispatcher.utter_message(text=pieces[-1])
-
+    if handover and chosen.handover_marker:
+        dispatcher.utter_message(json_message=dict(HANDOVER))

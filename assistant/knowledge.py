@@ -66,8 +66,13 @@ class KnowledgeError(Exception):
     """The knowledge files cannot be used (missing, unparsable or inconsistent)."""
 
 
+# Markup the reader does not see: a link's tags (WeChat's `<a href=… data-miniprogram-…>`).
+_TAG = re.compile(r"<[^<>\n]+>")
+
+
 def visible_length(text: str) -> int:
-    return sum(1 for char in text if not char.isspace())
+    """Characters a reader sees: whitespace and the tags of links are not counted."""
+    return sum(1 for char in _TAG.sub("", text) if not char.isspace())
 
 
 def placeholders(template: str) -> set:

@@ -2,7 +2,8 @@
 
 Every action sends through actions/reply.py, which reads the profile here: buttons
 (web widget, Rasa REST and socket.io), numbered lines (WeChat turns buttons into
-"1. …" lines itself), mini-program links (WeChat only) and a length limit per message.
+"1. …" lines itself), mini-program links (WeChat only), the hand-over marker (WeChat only) and a length limit
+per message.
 """
 import dataclasses
 import re
@@ -47,6 +48,9 @@ class ChannelProfile:
     buttons: bool = True           # buttons are sent as buttons (the channel shows them)
     numbered_lines: bool = False   # the channel shows buttons as numbered lines to type back
     miniprogram_links: bool = False
+    # the turn that answers "找人工" also carries {"handover": "human"} (custom); the channel
+    # decides what it means (WeChat: transfer to 客服 when WECHAT_TRANSFER_TO_KF is on)
+    handover_marker: bool = False
     max_chars: int = MAX_CHARS     # visible characters per message; longer texts are split
 
 
@@ -61,7 +65,8 @@ PROFILES = {
     "socketio": ChannelProfile("socketio"),
     "rest": ChannelProfile("rest"),
     "callback": ChannelProfile("callback"),
-    "wechat": ChannelProfile("wechat", numbered_lines=True, miniprogram_links=True),
+    "wechat": ChannelProfile("wechat", numbered_lines=True, miniprogram_links=True,
+                             handover_marker=True),
 }
 # No channel recorded (tests, messages injected through the HTTP API): keep the buttons.
 UNKNOWN_SOURCE = ChannelProfile("unknown")

@@ -1,4 +1,4 @@
-"""Customer-service message API and stable access token, over aiohttp with timeouts.
+"""Customer-service message API, menu creation and stable access token, over aiohttp with timeouts.
 
 One client per account. Errors are mapped in one place (`ERROR_KINDS`) to a small result
 the delivery layer acts on; nothing here raises for WeChat or network failures.
@@ -121,17 +121,13 @@ class WeChatApiClient:
             self._token, self._expires_at = token, self.clock() + expires_in
             return token
 
-    async def send_text(self, openid: str, content: str) -> SendResult:
-        """Customer-service text message; refresh the token and retry once if it was refused."""
+    async def _call(self, path: str, payload: Dict[str, Any], what: str) -> SendResult:
+        """POST with the access token; refresh the token and retry once if it was refused."""
         token = await self.access_token()
         for attempt in (1, 2):
             if token is None:
                 return SendResult("error")
-            data = await self._post(
-                "/cgi-bin/message/custom/send",
-                {"touser": openid, "msgtype": "text", "text": {"content": content}},
-                params={"access_token": token},
-            )
+            data = await self._post(path, payload, params={"access_token": token})
             errcode = data.get("errcode", 0)
             try:
                 errcode = int(errcode)
@@ -140,10 +136,21 @@ class WeChatApiClient:
             if errcode == 0:
                 return SendResult("ok", 0)
             kind = ERROR_KINDS.get(errcode, "error")
-            logger.warning("wechat custom/send to %s: errcode %s (%s)",
-                           mask_openid(openid), errcode, kind)
+            logger.warning("wechat %s: errcode %s (%s)", what, errcode, kind)
             if kind == "token" and attempt == 1:
                 token = await self.access_token(rejected=token)
                 continue
             return SendResult(kind, errcode)
         return SendResult("token")  # pragma: no cover - loop always returns
+
+    async def send_text(self, openid: str, content: str) -> SendResult:
+        """Customer-service text message."""
+        return await self._call(
+            "/cgi-bin/message/custom/send",
+            {"touser": openid, "msgtype": "text", "text": {"content": content}},
+            f"custom/send to {mask_openid(openid)}",
+        )
+
+    async def create_menu(self, body: Dict[str, Any]) -> SendResult:
+        """The account's custom menu: `body` is {"button": [...]} (menu.Menu.create_body)."""
+        return await self._call("/cgi-bin/menu/create", body, "menu/create")

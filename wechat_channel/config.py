@@ -29,6 +29,8 @@ ENV_VARS = {
     "passive_only": "WECHAT_PASSIVE_ONLY",
     "reply_deadline": "WECHAT_REPLY_DEADLINE",
     "menu": "WECHAT_MENU",
+    # "找人工" typed by a user: hand the message to the account's 客服 (transfer_customer_service)
+    "transfer_to_kf": "WECHAT_TRANSFER_TO_KF",
     # shared state for several replicas (wechat_channel/state.py); unset: in this process
     "state_redis_url": "WECHAT_STATE_REDIS_URL",
     "state_key_prefix": "WECHAT_STATE_PREFIX",
@@ -66,6 +68,9 @@ class WeChatSettings:
     # WeChat drops the request after 5 s; answer passively only if the bot is done by then.
     reply_deadline: float = 4.5
     menu_path: pathlib.Path = ROOT / "knowledge" / "wechat_menu.yml"
+    # The account staffs 客服: a typed request for a human is answered with WeChat's
+    # transfer_customer_service passive reply instead of the hotline text.
+    transfer_to_kf: bool = False
     # Retry claims, remembered buttons and held replies: in Redis when set (shared by every
     # replica, kept across restarts), otherwise in this process's memory.
     state_redis_url: Optional[str] = None
@@ -128,6 +133,7 @@ class WeChatSettings:
             "mode": (_text(values.get("mode")) or ("safe" if aes_key else "plain")).lower(),
             "api_base": _text(values.get("api_base")) or DEFAULT_API_BASE,
             "passive_only": _flag(values.get("passive_only")),
+            "transfer_to_kf": _flag(values.get("transfer_to_kf")),
             "state_redis_url": _text(values.get("state_redis_url")),
             "state_key_prefix": _text(values.get("state_key_prefix")) or DEFAULT_STATE_PREFIX,
             "retention_days": retention_days,

@@ -21,9 +21,9 @@ from .crypto import AppIdMismatch, CryptoError, MessageCrypto
 from .delivery import HeldReply, InFlight, pick_button
 from .menu import Menu
 from .messages import (
-    MESSAGE_SEPARATOR, IncomingMessage, MalformedMessage, parse_message, parse_xml,
-    render_bot_messages, render_button_line, render_encrypted_envelope, render_text_reply,
-    split_utf8,
+    MESSAGE_SEPARATOR, IncomingMessage, MalformedMessage, asks_for_handover, parse_message,
+    parse_xml, render_bot_messages, render_button_line, render_encrypted_envelope,
+    render_text_reply, render_transfer_reply, split_utf8,
 )
 from .state import StateStore, state_store
 
@@ -36,6 +36,9 @@ Bot = Callable[[str, str, Dict[str, Any]], Awaitable[List[Dict[str, Any]]]]
 REPLY_KEYS = ("voice", "media", "empty", "fallback", "late_label", "continued_label", "more_hint")
 CONTINUE_WORDS = {"继续", "下一段", "接着说", "更多"}
 MEDIA_TYPES = {"image", "video", "shortvideo", "location", "link", "file", "music"}
+# A reply that starts with this hands the user's message to 客服 when it goes out passively
+# (transfer_customer_service); the text after it is what a late or retried delivery sends.
+TRANSFER_PREFIX = "\x00transfer_customer_service\x00"
 
 
 @dataclasses.dataclass
@@ -153,7 +156,11 @@ class WeChatEndpoint:
         )
         if not reply:
             return Response(200, "success")
-        xml = render_text_reply(message.from_user, message.to_user, reply, int(self.clock()))
+        if reply.startswith(TRANSFER_PREFIX):
+            logger.info("wechat: %s handed to customer service", mask_openid(message.from_user))
+            xml = render_transfer_reply(message.from_user, message.to_user, int(self.clock()))
+        else:
+            xml = render_text_reply(message.from_user, message.to_user, reply, int(self.clock()))
         if decrypt:
             timestamp, nonce = str(int(self.clock())), os.urandom(5).hex()
             encrypt = self.crypto.encrypt(xml)
@@ -181,11 +188,13 @@ class WeChatEndpoint:
             # only buttons and menus send "/intent" payloads; typed text (any slash width)
             # never does, has its ID numbers masked and is capped (core.inbound)
             return await self._bot_turn(user, payload or typed_text(message.content),
-                                        {"msg_type": kind, "button": payload is not None})
+                                        {"msg_type": kind, "button": payload is not None},
+                                        may_transfer=True)
         if kind == "voice":
             if message.recognition:
                 return await self._bot_turn(user, typed_text(message.recognition),
-                                            {"msg_type": kind, "button": False})
+                                            {"msg_type": kind, "button": False},
+                                            may_transfer=True)
             return self.replies["voice"]
         if kind in MEDIA_TYPES:
             return self.replies["media"]
@@ -210,7 +219,10 @@ class WeChatEndpoint:
             return await self._bot_turn(user, entry.payload, {"msg_type": "event", "button": True})
         return None  # VIEW, SCAN, LOCATION, template results…: nothing to say
 
-    async def _bot_turn(self, user: str, text: str, metadata: Dict[str, Any]) -> str:
+    async def _bot_turn(self, user: str, text: str, metadata: Dict[str, Any],
+                        may_transfer: bool = False) -> str:
+        """The turn's reply text. `may_transfer`: a user's own message (WeChat forwards
+        only those to 客服, never events such as menu clicks)."""
         self.bot_runs += 1
         task = asyncio.ensure_future(self.bot(text, user, {"wechat": metadata}))
         done, _ = await asyncio.wait({task}, timeout=self.settings.turn_timeout)
@@ -224,15 +236,21 @@ class WeChatEndpoint:
             logger.error("wechat: bot failed for %s: %s", mask_openid(user),
                          type(task.exception()).__name__)
             return self.replies["fallback"]
-        text_out, buttons = render_bot_messages(task.result() or [])
+        messages = task.result() or []
+        text_out, buttons = render_bot_messages(messages)
         await self.state.remember_buttons(user, buttons)
-        return text_out or self.replies["fallback"]
+        text_out = text_out or self.replies["fallback"]
+        if may_transfer and self.settings.transfer_to_kf and asks_for_handover(messages):
+            return TRANSFER_PREFIX + text_out
+        return text_out
 
     # --- delivery -------------------------------------------------------------------
     async def _compose_passive(self, user: str, text: Optional[str]) -> Optional[str]:
         """Held replies first, then this answer; the first ≤2048 bytes go passively."""
         if text is None:
             return None
+        if text.startswith(TRANSFER_PREFIX):
+            return text  # held replies wait for the next text reply
         parts = []
         for held in await self.state.take_held(user):
             label = self.replies["continued_label"] if held.continued else self.replies["late_label"]
@@ -255,6 +273,8 @@ class WeChatEndpoint:
         return chunks[0]
 
     async def _deliver_late(self, user: str, text: Optional[str]) -> None:
+        if text and text.startswith(TRANSFER_PREFIX):
+            text = text[len(TRANSFER_PREFIX):]  # too late to hand over: the hotline text
         if not text:
             return
         chunks = split_utf8(text, self.settings.max_reply_bytes)

@@ -2,17 +2,35 @@
 
 An entry names either an `intent` (sent to the bot as `/intent`) or a `text` (sent as if
 the user had typed it, so the NLU decides). Loaded once at start-up; errors are raised
-early with the file name.
+early with the file name. `buttons:` is the account's custom menu; `Menu.create_body()`
+is the JSON body of WeChat's POST /cgi-bin/menu/create (`make wechat-menu`).
 """
 import dataclasses
 import pathlib
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
 
 class MenuError(ValueError):
     pass
+
+
+# WeChat's limits for menu/create: 1-3 buttons, 1-5 sub-buttons, names in UTF-8 bytes.
+MAX_BUTTONS, MAX_SUB_BUTTONS = 3, 5
+MAX_NAME_BYTES, MAX_SUB_NAME_BYTES, MAX_KEY_BYTES = 16, 60, 128
+
+
+@dataclasses.dataclass
+class MenuButton:
+    name: str
+    key: Optional[str] = None  # a CLICK button
+    sub_buttons: List["MenuButton"] = dataclasses.field(default_factory=list)
+
+    def as_json(self) -> Dict[str, Any]:
+        if self.sub_buttons:
+            return {"name": self.name, "sub_button": [b.as_json() for b in self.sub_buttons]}
+        return {"type": "click", "name": self.name, "key": self.key}
 
 
 @dataclasses.dataclass
@@ -27,6 +45,13 @@ class Menu:
     welcome_buttons: List[MenuEntry]
     clicks: Dict[str, MenuEntry]
     unknown_click_reply: str
+    buttons: List[MenuButton] = dataclasses.field(default_factory=list)
+
+    def create_body(self) -> Dict[str, Any]:
+        """The body of POST /cgi-bin/menu/create: {"button": [...]}."""
+        if not self.buttons:
+            raise MenuError("the menu file has no buttons: nothing to create")
+        return {"button": [button.as_json() for button in self.buttons]}
 
     def click(self, key: Optional[str]) -> Optional[MenuEntry]:
         return self.clicks.get(key or "")
@@ -44,6 +69,34 @@ def _entry(raw: Mapping, where: str) -> MenuEntry:
         raise MenuError(f"{where}: give exactly one of intent or text")
     payload = f"/{str(intent).strip()}" if intent else str(text).strip()
     return MenuEntry(title=str(raw["title"]).strip(), payload=payload)
+
+
+def _byte_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _button(raw: Any, where: str, clicks: Mapping[str, MenuEntry], sub: bool) -> MenuButton:
+    if not isinstance(raw, Mapping):
+        raise MenuError(f"{where}: not a mapping")
+    name = str(raw.get("name") or "").strip()
+    limit = MAX_SUB_NAME_BYTES if sub else MAX_NAME_BYTES
+    if not name or _byte_size(name) > limit:
+        raise MenuError(f"{where}: name must be 1-{limit} UTF-8 bytes")
+    key, subs = raw.get("key"), raw.get("sub_buttons")
+    if sub and subs:
+        raise MenuError(f"{where}: a sub-button cannot have sub_buttons")
+    if bool(key) == bool(subs):
+        raise MenuError(f"{where}: give exactly one of key or sub_buttons")
+    if key:
+        key = str(key).strip()
+        if key not in clicks or _byte_size(key) > MAX_KEY_BYTES:
+            raise MenuError(f"{where}: key {key} is not one of clicks:")
+        return MenuButton(name=name, key=key)
+    if not isinstance(subs, list) or not 1 <= len(subs) <= MAX_SUB_BUTTONS:
+        raise MenuError(f"{where}: 1-{MAX_SUB_BUTTONS} sub_buttons")
+    return MenuButton(name=name, sub_buttons=[
+        _button(item, f"{where}.sub_buttons[{i}]", clicks, sub=True) for i, item in enumerate(subs)
+    ])
 
 
 def _fill(text: str, placeholders: Mapping[str, str]) -> str:
@@ -72,11 +125,17 @@ def parse_menu(data: Mapping, source: str = "menu",
     clicks = {}
     for key, raw in (data.get("clicks") or {}).items():
         clicks[str(key)] = _entry(raw, f"{source}: clicks.{key}")
+    raw_buttons = data.get("buttons") or []
+    if not isinstance(raw_buttons, list) or len(raw_buttons) > MAX_BUTTONS:
+        raise MenuError(f"{source}: buttons: at most {MAX_BUTTONS}")
+    menu_buttons = [_button(raw, f"{source}: buttons[{i}]", clicks, sub=False)
+                    for i, raw in enumerate(raw_buttons)]
     return Menu(
         welcome_text=text,
         welcome_buttons=buttons,
         clicks=clicks,
         unknown_click_reply=unknown_click_reply,
+        buttons=menu_buttons,
     )
 
 

@@ -11,6 +11,9 @@ from xml.etree.ElementTree import ParseError
 
 MAX_REPLY_BYTES = 2048
 MESSAGE_SEPARATOR = "\n\n"
+# A bot message {"custom": {"handover": "human"}} marks a turn that asks for a person; the
+# channel may then hand the user's message to the account's 客服 (render_transfer_reply).
+HANDOVER_KEY, HANDOVER_HUMAN = "handover", "human"
 
 
 class MalformedMessage(ValueError):
@@ -106,6 +109,25 @@ def render_text_reply(to_user: str, from_user: str, content: str,
         f"<Content>{cdata(content)}</Content>"
         "</xml>"
     )
+
+
+def render_transfer_reply(to_user: str, from_user: str,
+                          create_time: Optional[int] = None) -> str:
+    """Passive reply that hands the user's message to the account's customer service (客服)."""
+    return (
+        "<xml>"
+        f"<ToUserName>{cdata(to_user)}</ToUserName>"
+        f"<FromUserName>{cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{int(create_time if create_time is not None else time.time())}</CreateTime>"
+        "<MsgType><![CDATA[transfer_customer_service]]></MsgType>"
+        "</xml>"
+    )
+
+
+def asks_for_handover(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether one of the turn's bot messages carries the hand-over marker."""
+    return any(isinstance(m.get("custom"), Mapping)
+               and m["custom"].get(HANDOVER_KEY) == HANDOVER_HUMAN for m in messages)
 
 
 def render_encrypted_envelope(encrypt: str, msg_signature: str, timestamp: str, nonce: str) -> str:

@@ -373,9 +373,16 @@ def test_wechat_gets_a_miniprogram_link_only_when_configured():
     ) in wechat
     web = guide.Renderer(configured, links=False).step(state).text
     assert "<a " not in web
-    # only the step that opens the mini program carries the link
-    later = guide.GuideState(channel="miniprogram", for_whom="self", step=2, active=True)
-    assert "<a " not in guide.Renderer(configured, links=True).step(later).text
+    # every step where the person opens the mini program carries the link (opening it,
+    # and coming back to check progress), no other step; unconfigured, none does
+    linked, plain_steps = [], []
+    for number in range(1, DATA.step_count("miniprogram") + 1):
+        at = guide.GuideState(channel="miniprogram", for_whom="self", step=number, active=True)
+        if "data-miniprogram-appid" in guide.Renderer(configured, links=True).step(at).text:
+            linked.append(number)
+        if "<a " in guide.Renderer(guide.GuideData(DATA.doc), links=True).step(at).text:
+            plain_steps.append(number)
+    assert linked == [1, DATA.step_count("miniprogram")] and plain_steps == []
     # an http (not https) fallback is not accepted
     document["miniprogram_link"]["fallback_url"] = "http://example.org"
     assert "<a " not in guide.Renderer(guide.GuideData(document), links=True).step(state).text

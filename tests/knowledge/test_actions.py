@@ -205,3 +205,15 @@ def test_punctuation_between_two_unclear_messages_does_not_restart_the_ladder():
     messages, _ = run(ActionFallbackLadder(), tracker("就是那个", "nlu_fallback", ranking=RANKING,
                                                       slots={"fallback_stage": "asked"}, history=history))
     assert "12393" in messages[0]["text"] and "您是想问" not in messages[0]["text"]
+
+
+def test_human_request_carries_the_handover_marker_only_on_wechat():
+    # WeChat may hand the user to 客服 (wechat_channel: transfer_customer_service); the text
+    # with the hotline is always there, and other channels get only the text
+    for channel, marked in (("wechat", True), ("rest", False), ("web", False)):
+        messages, _ = run(ActionAnswerTopic(), tracker("找人工", "ask_human", channel=channel))
+        assert "12393" in text_of(messages)
+        custom = [m["custom"] for m in messages if m.get("custom")]
+        assert custom == ([{"handover": "human"}] if marked else []), channel
+    messages, _ = run(ActionAnswerTopic(), tracker("要带什么材料", "ask_materials", channel="wechat"))
+    assert not any(m.get("custom") for m in messages)

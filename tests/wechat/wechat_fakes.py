@@ -2,7 +2,8 @@
 
 FakeWeChat   - WeChat's side: signs/encrypts pushes with wechatpy (an implementation
                independent of ours), retries on its own schedule, and serves the
-               stable_token and customer-service endpoints with scripted error codes.
+               stable_token, customer-service and menu/create endpoints with scripted
+               error codes.
 ChannelServer - our WeChatInput mounted by Rasa's own `register()` in a sanic server
                running in a background thread, with a stand-in agent.
 StubAgent    - stands in for rasa's Agent.handle_message: records every run, can be slow.
@@ -88,6 +89,9 @@ class FakeWeChat:
         self.lock = threading.Lock()
         self.sent: List[Dict[str, Any]] = []  # accepted customer-service messages
         self.send_calls: List[Dict[str, Any]] = []  # every custom/send call
+        self.transfers: List[Dict[str, str]] = []  # passive transfer_customer_service replies
+        self.menu_calls: List[Dict[str, Any]] = []  # every menu/create call (token + body)
+        self.menu_errors: List[int] = []  # errcodes returned by the next menu/create calls
         self.token_calls = 0
         self.valid_tokens: set = set()
         self.send_errors: List[int] = []  # errcodes returned by the next custom/send calls
@@ -170,6 +174,15 @@ class FakeWeChat:
                             return self._json({"errcode": code, "errmsg": "scripted"})
                         fake.sent.append(payload)
                     return self._json({"errcode": 0, "errmsg": "ok"})
+                if url.path == "/cgi-bin/menu/create":
+                    with fake.lock:
+                        fake.menu_calls.append({"token": query.get("access_token"), "body": payload})
+                        if query.get("access_token") not in fake.valid_tokens:
+                            return self._json({"errcode": 40001, "errmsg": "invalid credential"})
+                        if fake.menu_errors:
+                            code = fake.menu_errors.pop(0)
+                            return self._json({"errcode": code, "errmsg": "scripted"})
+                    return self._json({"errcode": 0, "errmsg": "ok"})
                 self.send_response(404)
                 self.end_headers()
 
@@ -215,6 +228,9 @@ class FakeWeChat:
             return PushResult(None, b"", time.monotonic() - started)
         if result.status == 200 and result.body not in (b"", b"success"):
             result.reply = self.read_reply(result.body, mode == "plain" and b"<Encrypt>" not in result.body)
+            if result.reply.get("MsgType") == "transfer_customer_service":
+                with self.lock:
+                    self.transfers.append(result.reply)
         return result
 
     def read_reply(self, body: bytes, plain: bool) -> Dict[str, str]:
@@ -290,7 +306,9 @@ class StubAgent:
             raise RuntimeError("the bot broke")
         out = message.output_channel
         for reply in self.responses.get(message.text, [{"text": f"答复：{message.text}"}]):
-            if reply.get("buttons"):
+            if reply.get("custom"):
+                await out.send_custom_json(message.sender_id, reply["custom"])
+            elif reply.get("buttons"):
                 await out.send_text_with_buttons(message.sender_id, reply["text"], reply["buttons"])
             else:
                 await out.send_text_message(message.sender_id, reply["text"])
