@@ -89,3 +89,24 @@ def test_family_said_before_the_walk_is_remembered(running_stack):
     text = running_stack.say_text(user, "小程序")
     assert "为家人申请" in text and "第1步" in text
     assert WHO_QUESTION not in text
+
+
+CHANNEL_QUESTION = "点一种方式，我带您一步步办"  # knowledge/guide_steps.yml channels.ask
+
+
+@pytest.mark.parametrize("opening", ["怎么申请", "小程序上咋申请", "app上怎么办", "去窗口怎么办", "申请流程"])
+@pytest.mark.parametrize("unclear", ["下一步", "嗯", "没看懂"])
+def test_through_the_stack_no_question_is_asked_twice_in_a_row(running_stack, opening, unclear):
+    """Every walk, driven through the running bot only with words that do not answer the
+    question, never asks the channel or the self/family question on two turns in a row,
+    and gets past it."""
+    user = _sender("unclear")
+    previous = running_stack.say_text(user, opening)
+    went_past = False
+    for _ in range(12):
+        reply = running_stack.say_text(user, unclear)
+        for question in (WHO_QUESTION, CHANNEL_QUESTION):
+            assert not (question in previous and question in reply), (opening, unclear, previous, reply)
+        went_past = went_past or "第2步" in reply
+        previous = reply
+    assert went_past or unclear == "没看懂", (opening, unclear, reply)
