@@ -19,16 +19,7 @@ class SettingsError(ValueError):
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = (environ.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if not minimum <= value < float("inf"):
-        raise SettingsError(f"{name}={raw!r}: at least {minimum:g}")
-    return value
+    return retention.number_setting(environ, name, default, minimum, SettingsError)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ channels/tracker_store.py). The notice in the web widget and in the WeChat welco
 wechat_channel/config.py read it through this module, and a test keeps the three
 readings equal.
 """
-from typing import Mapping
+from typing import Mapping, Type
 
 ENV_VAR = "CONVERSATION_RETENTION_DAYS"
 DEFAULT_DAYS = 30.0
@@ -18,17 +18,24 @@ class RetentionError(ValueError):
     """CONVERSATION_RETENTION_DAYS cannot be used; the process must not start with it."""
 
 
-def retention_days(environ: Mapping[str, str]) -> float:
-    raw = (environ.get(ENV_VAR) or "").strip()
+def number_setting(environ: Mapping[str, str], name: str, default: float, minimum: float,
+                   error: Type[ValueError] = ValueError, unit: str = "") -> float:
+    """A finite number >= `minimum` from the environment, `default` when unset or empty;
+    anything else raises `error` (the process must not start with it)."""
+    raw = (environ.get(name) or "").strip()
     if not raw:
-        return DEFAULT_DAYS
+        return default
     try:
         value = float(raw)
     except ValueError:
-        raise RetentionError(f"{ENV_VAR}={raw!r} is not a number") from None
-    if not value >= MINIMUM_DAYS or value == float("inf"):
-        raise RetentionError(f"{ENV_VAR}={raw!r}: at least {MINIMUM_DAYS:g} (days)")
+        raise error(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value < float("inf"):
+        raise error(f"{name}={raw!r}: at least {minimum:g}{unit}")
     return value
+
+
+def retention_days(environ: Mapping[str, str]) -> float:
+    return number_setting(environ, ENV_VAR, DEFAULT_DAYS, MINIMUM_DAYS, RetentionError, " (days)")
 
 
 def days_text(days: float) -> str:

@@ -97,31 +97,29 @@ def cdata(text: str) -> str:
     return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def render_text_reply(to_user: str, from_user: str, content: str,
-                      create_time: Optional[int] = None) -> str:
-    """Passive text reply; to_user is the user's OpenID, from_user our gh_ id."""
+def _passive_reply(to_user: str, from_user: str, msg_type: str, body: str,
+                   create_time: Optional[int]) -> str:
     return (
         "<xml>"
         f"<ToUserName>{cdata(to_user)}</ToUserName>"
         f"<FromUserName>{cdata(from_user)}</FromUserName>"
         f"<CreateTime>{int(create_time if create_time is not None else time.time())}</CreateTime>"
-        "<MsgType><![CDATA[text]]></MsgType>"
-        f"<Content>{cdata(content)}</Content>"
+        f"<MsgType><![CDATA[{msg_type}]]></MsgType>"
+        f"{body}"
         "</xml>"
     )
+
+
+def render_text_reply(to_user: str, from_user: str, content: str,
+                      create_time: Optional[int] = None) -> str:
+    """Passive text reply; to_user is the user's OpenID, from_user our gh_ id."""
+    return _passive_reply(to_user, from_user, "text", f"<Content>{cdata(content)}</Content>", create_time)
 
 
 def render_transfer_reply(to_user: str, from_user: str,
                           create_time: Optional[int] = None) -> str:
     """Passive reply that hands the user's message to the account's customer service (客服)."""
-    return (
-        "<xml>"
-        f"<ToUserName>{cdata(to_user)}</ToUserName>"
-        f"<FromUserName>{cdata(from_user)}</FromUserName>"
-        f"<CreateTime>{int(create_time if create_time is not None else time.time())}</CreateTime>"
-        "<MsgType><![CDATA[transfer_customer_service]]></MsgType>"
-        "</xml>"
-    )
+    return _passive_reply(to_user, from_user, "transfer_customer_service", "", create_time)
 
 
 def asks_for_handover(messages: Sequence[Mapping[str, Any]]) -> bool:
