@@ -6,6 +6,7 @@ Under CI=true every test must run: a missing prerequisite (a trained model, Chro
 PostgreSQL, Redis, the project guide) is a failure, not a skip. Locally it is a skip, so
 a quick `pytest tests/knowledge` works without the services.
 """
+import http.client
 import os
 import re
 from typing import List, Tuple
@@ -76,3 +77,20 @@ def has_traditional(text: str) -> bool:
     if len(converted) == len(text):
         return any(old != new for old, new in zip(text, converted) if _CJK.match(old) or _CJK.match(new))
     return _CJK.findall(converted) != _CJK.findall(text)
+
+
+def raw_header_request(port: int, method: str, path: str, headers: dict, body: bytes = b"",
+                       timeout: float = 20) -> Tuple[int, List[str]]:
+    """(status, Set-Cookie headers) of a request whose header values are sent as raw bytes
+    (non-ASCII, undecodable): what no well-behaved client library lets a test send."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.putrequest(method, path)
+        for name, value in {**headers, "Content-Length": str(len(body)).encode()}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.headers.get_all("Set-Cookie") or []
+    finally:
+        connection.close()

@@ -3,7 +3,6 @@ parallel bursts cannot pass the limit, a stranger cannot lock the owner out, and
 header value gets 401, never 500 (issue 16)."""
 import concurrent.futures
 import datetime as dt
-import http.client
 import random
 import threading
 
@@ -15,6 +14,7 @@ from core.agent_tokens import issue_agent_token
 from progress_service import db
 from progress_service.db import make_engine
 from progress_service.store import ProgressStore, Record
+from tests.support import raw_header_request
 
 NUMBER = "NC2025000104"  # need_more, suffix 1357
 PATH = f"/api/v1/applications/{NUMBER}"
@@ -82,17 +82,7 @@ def test_many_strangers_step_the_number_up_for_new_identities_only(service):
 
 def raw_get(service, path, headers, method="GET", body=b""):
     """A request with header values as raw bytes (non-ASCII, undecodable)."""
-    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
-    try:
-        connection.putrequest(method, path)
-        for name, value in {**headers, "Content-Length": str(len(body)).encode()}.items():
-            connection.putheader(name, value)
-        connection.endheaders(body)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
+    return raw_header_request(service.port, method, path, headers, body, timeout=10)[0]
 
 
 @pytest.mark.parametrize("value", ["é".encode("utf-8"), b"\xff\xfe", "钥匙".encode("utf-8"), b"k\x80ey"])

@@ -1,10 +1,11 @@
 """Secrets in headers and cookies are compared as bytes: any value a client sends, non-ASCII
 or undecodable included, is refused (401/403), never a server error (issue 16)."""
-import http.client
 import json
 import re
 
 import pytest
+
+from tests.support import raw_header_request
 
 # all tests here share one started stack, so xdist keeps them on one worker (Makefile test-python)
 pytestmark = pytest.mark.xdist_group("shared_stack")
@@ -14,18 +15,7 @@ STRANGE = ["é".encode("utf-8"), b"\xff\xfe", "令牌".encode("utf-8"), b"abc\x8
 
 def request(web_stack, method, path, headers, body=b""):
     """(status, Set-Cookie headers) with header values sent as raw bytes."""
-    port = int(web_stack.web_url.rsplit(":", 1)[1])
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    try:
-        connection.putrequest(method, path)
-        for name, value in {**headers, "Content-Length": str(len(body)).encode()}.items():
-            connection.putheader(name, value)
-        connection.endheaders(body)
-        response = connection.getresponse()
-        response.read()
-        return response.status, response.headers.get_all("Set-Cookie") or []
-    finally:
-        connection.close()
+    return raw_header_request(int(web_stack.web_url.rsplit(":", 1)[1]), method, path, headers, body)
 
 
 def cookie(set_cookies, name) -> bytes:

@@ -2,29 +2,11 @@
 import asyncio
 
 from wechat_channel.delivery import ButtonMemory, InFlight, PendingReplies, TTLCache
+from wechat_fakes import Recorder
 
 
 def _run(scenario):
     return asyncio.run(scenario())
-
-
-class Recorder:
-    def __init__(self):
-        self.runs, self.passive, self.late = 0, [], []
-
-    def work(self, seconds, result="答案"):
-        async def go():
-            self.runs += 1
-            await asyncio.sleep(seconds)
-            return result
-        return go
-
-    def on_passive(self, result):
-        self.passive.append(result)
-        return result
-
-    async def on_late(self, result):
-        self.late.append(result)
 
 
 def test_dropped_connection_sends_the_answer_late_exactly_once():

@@ -21,7 +21,7 @@ from wechat_channel.config import ConfigError, WeChatSettings
 from wechat_channel.delivery import HeldReply, InFlight, Outcome
 from wechat_channel.state import MemoryStateStore, RedisStateStore, redacted_url, state_store
 
-from wechat_fakes import APPID, APPSECRET, AES_KEY, TOKEN, ChannelServer, StubAgent, event_xml, text_xml
+from wechat_fakes import APPID, APPSECRET, AES_KEY, TOKEN, ChannelServer, Recorder, StubAgent, event_xml, text_xml
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 OPENID = "oReplicaUser00000000000001"
@@ -282,25 +282,6 @@ def test_make_run_passes_the_state_url_as_a_reference(tmp_path):
 
 
 # --- InFlight across two processes -------------------------------------------------------
-
-class Recorder:
-    def __init__(self):
-        self.runs, self.passive, self.late = 0, [], []
-
-    def work(self, seconds, result="答案"):
-        async def go():
-            self.runs += 1
-            await asyncio.sleep(seconds)
-            return result
-        return go
-
-    def on_passive(self, result):
-        self.passive.append(result)
-        return result
-
-    async def on_late(self, result):
-        self.late.append(result)
-
 
 def test_a_retry_on_the_other_process_gets_the_same_passive_reply(stores):
     rec = Recorder()

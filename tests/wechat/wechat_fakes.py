@@ -367,3 +367,24 @@ class ChannelServer:
     def run(self, coroutine, timeout: float = 10):
         """Run a coroutine on the server's loop (to inspect channel state safely)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+class Recorder:
+    """Work for InFlight.attempt that counts its runs and records passive and late replies."""
+
+    def __init__(self):
+        self.runs, self.passive, self.late = 0, [], []
+
+    def work(self, seconds, result="答案"):
+        async def go():
+            self.runs += 1
+            await asyncio.sleep(seconds)
+            return result
+        return go
+
+    def on_passive(self, result):
+        self.passive.append(result)
+        return result
+
+    async def on_late(self, result):
+        self.late.append(result)
