@@ -24,7 +24,7 @@ TRAIN_INPUTS := config.yml tools/build_nlu.py knowledge/diseases.yml knowledge/r
 	knowledge/contacts.yml $(TRAIN_CODE) \
 	$(shell find domain data assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path '*/generated/*' 2>/dev/null)
 
-.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile lock audit purge-conversations
+.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile lock audit purge-conversations report-unanswered
 
 help:
 	@echo "make run    - install if needed, train if stale, start the assistant (Ctrl-C stops it)"
@@ -37,6 +37,7 @@ help:
 	@echo "make profile    - 20 s sampling profile of the Rasa process under 8 clients (py-spy)"
 	@echo "make lock / make audit - regenerate the hashed lock files / audit them (docs/maintenance.md)"
 	@echo "make purge-conversations - apply conversation retention once (for cron; docs/security.md)"
+	@echo "make report-unanswered SINCE=2026-11-01 [UNTIL=…] [OUT=…] [CANDIDATES=1] - what the bot could not answer, CSV in .state/reports/ (docs/operations.md)"
 
 # --- environment -----------------------------------------------------------------
 # requirements.txt and requirements-dev.txt say what we depend on (exact pins, with reasons);
@@ -161,6 +162,16 @@ import-progress: install
 .PHONY: purge-conversations
 purge-conversations: install
 	$(PY) -m tools.purge_conversations --endpoints "$(or $(ENDPOINTS),endpoints.yml)"
+
+# The unanswered-question report (docs/operations.md): one CSV row per turn that ended in
+# "您是想问…？", the human route, a request for a person or a 👎, from SINCE (a date, Asia/Shanghai)
+# to UNTIL (included; default now). OUT: the CSV (default .state/reports/); CANDIDATES=1 adds
+# NLU training candidates for review (YAML, never into data/). ENDPOINTS as for the purge.
+.PHONY: report-unanswered
+report-unanswered: install
+	@test -n "$(SINCE)" || { echo "usage: make report-unanswered SINCE=2026-11-01 [UNTIL=2026-11-30] [OUT=file.csv] [CANDIDATES=1]"; exit 2; }
+	$(PY) -m tools.report_unanswered --endpoints "$(or $(ENDPOINTS),endpoints.yml)" --since "$(SINCE)" \
+		$(if $(UNTIL),--until "$(UNTIL)") $(if $(OUT),--out "$(OUT)") $(if $(CANDIDATES),--candidates)
 
 # Hotline-agent account for the console at /agent (new account, or a new password).
 # make agent-add USER=<name> PASSWORD=<password>; no terminal needed. Without PASSWORD it

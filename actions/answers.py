@@ -6,8 +6,9 @@ Disease follow-ups use the `disease` slot ("高血压能办吗" -> "那要什么
 `knowledge_topic` slot ("高血压要什么材料" -> "那糖尿病呢"). Which topic and diseases a message
 is about is decided by assistant/disease_match.py, the matcher the agent console uses too.
 """
+import dataclasses
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -15,8 +16,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.reply import send
 from assistant.contacts import last_resort
-from assistant.content import get_knowledge
+from assistant.content import get_knowledge, texts
 from assistant.disease_match import match_question
+from assistant.knowledge import Answer
+from core.conversation_codes import CodeStore
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +27,39 @@ logger = logging.getLogger(__name__)
 # (actions/reply.py), so WeChat can pass the user to 客服 when the account staffs it.
 HANDOVER_TOPICS = {"human"}
 
+_shared_codes: Optional[CodeStore] = None
+
+
+def shared_codes() -> CodeStore:
+    """The action server's conversation-code store (CONVERSATION_CODES_DATABASE_URL and
+    CONVERSATION_CODE_KEY, set by tools/stack.py), opened on first use."""
+    global _shared_codes
+    if _shared_codes is None:
+        _shared_codes = CodeStore.from_env(with_key=True)
+    return _shared_codes
+
+
+def with_conversation_code(answer: Answer, tracker: Tracker,
+                           codes: Callable[[], CodeStore] = shared_codes) -> Answer:
+    """The human route's answer plus a last message with the conversation's code for the
+    hotline (issue 19; the console shows the conversation to an agent who is told the code).
+    Without the store the answer goes out as it was: the hotline is in it anyway."""
+    try:
+        store = codes()
+        issued = store.issue(tracker.sender_id)
+        line = texts("channel_texts").render(
+            "conversation_code", code=issued.code, hours=issued.hours_left(store.clock()))
+    except Exception:  # noqa: BLE001 - the hand-over must never fail for want of a code
+        logger.exception("no conversation code for this hand-over")
+        return answer
+    logger.info("conversation code %s", "given again" if issued.reused else "issued")
+    return dataclasses.replace(answer, messages=[*answer.messages, line])
+
 
 class ActionAnswerTopic(Action):
+    def __init__(self, codes: Callable[[], CodeStore] = shared_codes):
+        self.codes = codes
+
     def name(self) -> Text:
         return "action_answer_topic"
 
@@ -60,5 +94,8 @@ class ActionAnswerTopic(Action):
         answer = kb.answer_topic(match.topic, match.diseases, match.unknown)
         logger.info("intent=%s topic=%s diseases=%s unknown=%d", intent, match.topic, answer.diseases,
                     len(match.unknown))
-        send(dispatcher, tracker, answer, handover=match.topic in HANDOVER_TOPICS)
+        handover = match.topic in HANDOVER_TOPICS
+        if handover:
+            answer = with_conversation_code(answer, tracker, self.codes)
+        send(dispatcher, tracker, answer, handover=handover)
         return events

@@ -8,15 +8,17 @@ Also config.yml's core fallback (the dialogue policies are unsure): then the use
 message is reverted, as Rasa's default fallback does, so the bot waits for the next one.
 """
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Callable, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.answers import shared_codes, with_conversation_code
 from actions.reply import send
 from assistant.contacts import last_resort
 from assistant.content import get_knowledge
+from core.conversation_codes import CodeStore
 from core.textnorm import has_content
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ def asked_on_previous_turn(events: List[Dict[Text, Any]]) -> bool:
 
 
 class ActionFallbackLadder(Action):
+    def __init__(self, codes: Callable[[], CodeStore] = shared_codes):
+        self.codes = codes
+
     def name(self) -> Text:
         return "action_fallback_ladder"
 
@@ -66,5 +71,7 @@ class ActionFallbackLadder(Action):
                 send(dispatcher, tracker, question)
                 return reverted + [SlotSet("fallback_stage", ASKED)]
         logger.info("fallback: human route")
-        send(dispatcher, tracker, kb.handoff())
+        # twice not understood: where the account staffs 客服 (WeChat), a person takes over
+        # the code for the hotline goes with it (issue 19; actions/answers.py)
+        send(dispatcher, tracker, with_conversation_code(kb.handoff(), tracker, self.codes), handover=True)
         return reverted + [SlotSet("fallback_stage", None)]

@@ -28,8 +28,8 @@ KNOWLEDGE_DIR = defaults.KNOWLEDGE_DIR
 FILES = ("sources.yml", "contacts.yml", "channels.yml", "diseases.yml", "topics.yml", "intents.yml")
 
 MAX_CHARS = 200  # per message, whitespace not counted: short replies for older readers
-# Where possible a message stays within this (assistant/presentation.py: SOFT_CHARS): the
-# disease and materials answers are sent as two short messages rather than one long one.
+# Where possible a message stays within this (assistant/presentation.py: SOFT_CHARS): a
+# long answer goes out as two short messages (e.g. the text, then its caveat).
 PREFERRED_CHARS = 120
 MAX_TITLE_CHARS = 10
 MAX_NEXT = 3
@@ -117,6 +117,9 @@ class KnowledgeBase:
         topics_doc = documents.get("topics.yml") or {}
         self.topics: Dict[str, Dict[str, Any]] = topics_doc.get("topics") or {}
         self.caveat_template: str = topics_doc.get("caveat") or ""
+        # for topics marked `outside_nanchong: true`: plain 12393 reaches the caller's local
+        # line, so the caveat also says how to reach 南充 from elsewhere (FACTS.md 2026-12)
+        self.caveat_outside_template: str = topics_doc.get("caveat_outside") or self.caveat_template
         self.fallback: Dict[str, Any] = topics_doc.get("fallback") or {}
         self.intents: Dict[str, Dict[str, Any]] = (documents.get("intents.yml") or {}).get("intents") or {}
         self.diseases: List[Disease] = [
@@ -168,8 +171,9 @@ class KnowledgeBase:
         entry = self.intents.get(intent) or {}
         return entry.get("title")
 
-    def caveat(self) -> str:
-        return self.caveat_template.format_map(self.base_context())
+    def caveat(self, outside_nanchong: bool = False) -> str:
+        template = self.caveat_outside_template if outside_nanchong else self.caveat_template
+        return template.format_map(self.base_context())
 
     def base_context(self) -> Dict[str, str]:
         apply_channels = [channel for channel in self.channels if channel.get("apply")]
@@ -226,10 +230,11 @@ class KnowledgeBase:
         else:
             lines = [self._render(topic["answer"])]
         if not topic.get("verified"):
-            lines.append(self.caveat())
+            lines.append(self.caveat(bool(topic.get("outside_nanchong"))))
         return Answer(
             topic=topic_id,
-            messages=pack(lines, preferred=PREFERRED_CHARS if topic_id in DISEASE_TOPICS else None),
+            # past 120 characters the caveat (or the disease lines) go as a message of their own
+            messages=pack(lines, preferred=PREFERRED_CHARS),
             buttons=self.suggestions(topic_id),
             diseases=[disease.name for disease in known],
             unknown=unknown,

@@ -3,12 +3,13 @@ and the invented-numbers guard every text the bot can say goes through.
 
 Used by the reloading cache (assistant/content.py: a broken edit is not applied) and by
 `make validate-knowledge` (tools/validate_knowledge.py), which adds the other files' checks
-and runs `invented_numbers` over every rendered reply.
+and runs `invented_numbers` over every rendered reply. `check_governance` and
+`check_reply_governance` (validate-knowledge only) keep the `verified` flags truthful.
 """
 import math
 import pathlib
 import re
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -17,6 +18,7 @@ from assistant.knowledge import (
     MAX_TITLE_CHARS, VARIANT_FIELDS, Answer, KnowledgeBase, KnowledgeError, placeholders,
     visible_length,
 )
+from assistant.presentation import HEDGE
 from core import defaults
 from core.textnorm import normalize_text
 
@@ -286,3 +288,151 @@ def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR)
     return problems
 
 
+
+
+# --- content governance: the flags tell the truth -----------------------------------------
+# docs/knowledge.md, "Content governance". A source is confirmed or not (sources.yml
+# `status`); a shared fact (sources.yml `facts`) is identified by its id and found in texts
+# by its markers; its flag is its source's status. An entry (a mapping with `source` and
+# `verified`) is verified exactly when its source and every fact it states are confirmed.
+SOURCE_STATUSES = ("confirmed", "unconfirmed")
+# Files whose entries carry `source` and `verified` (the named-text files carry no flags).
+FLAGGED_FILES = ("contacts.yml", "channels.yml", "diseases.yml", "topics.yml", "guide_steps.yml")
+# Keys of an entry that are never said to anyone (matching words, ids, provenance).
+UNSAID_KEYS = {"source", "verified", "facts", "id", "section", "tip_source", "keywords",
+               "jump_words", "next", "category", "aliases", "shown", "apply"}
+# Who may be outside 南充 when reading a reply: such a reply that gives the hotline also
+# says how to reach 南充 from elsewhere, marked unverified (FACTS.md 2026-12).
+# ("到外省看病也能直接结算" describes the national list, not where the reader is.)
+OUTSIDE_WORDS = re.compile(r"外地|异地")
+UNVERIFIED_MARK = "（未核实）"
+
+
+def area_code_note(kb: KnowledgeBase) -> str:
+    """"外地拨打请加区号 0817（未核实）": the area code from contacts.yml hotline_local."""
+    local = str((kb.contacts.get("hotline_local") or {}).get("number") or "")
+    return f"外地拨打请加区号 {local.split('-')[0]}{UNVERIFIED_MARK}" if "-" in local else ""
+
+
+def source_confirmed(kb: KnowledgeBase, source_id: Any) -> bool:
+    return (kb.sources.get(source_id) or {}).get("status") == "confirmed"
+
+
+def shared_facts(kb: KnowledgeBase) -> Dict[str, Dict[str, Any]]:
+    facts = (kb.documents.get("sources.yml") or {}).get("facts") or {}
+    return facts if isinstance(facts, dict) else {}
+
+
+def facts_in(kb: KnowledgeBase, text: str) -> List[str]:
+    """Ids of the shared facts whose markers occur in the text."""
+    return [fact_id for fact_id, fact in shared_facts(kb).items() if isinstance(fact, dict)
+            and any(str(marker) in text for marker in fact.get("markers") or [])]
+
+
+def unconfirmed_facts_in(kb: KnowledgeBase, text: str) -> List[str]:
+    facts = shared_facts(kb)
+    return [fact_id for fact_id in facts_in(kb, text) if not source_confirmed(kb, facts[fact_id].get("source"))]
+
+
+class _Keep(dict):
+    """format_map context that leaves placeholders it cannot fill as they are."""
+
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def flagged_entries(node: Any, where: str) -> Iterable[Tuple[str, Dict[str, Any]]]:
+    """(where, entry) for every mapping with `source` and `verified`, nested ones too."""
+    if isinstance(node, dict):
+        if "source" in node and "verified" in node:
+            yield where, node
+        for key, value in node.items():
+            yield from flagged_entries(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            label = value.get("id") or value.get("name") if isinstance(value, dict) else None
+            yield from flagged_entries(value, f"{where}[{label or index}]")
+
+
+def entry_texts(entry: Any, context: Dict[str, str]) -> List[str]:
+    """What an entry says, placeholders filled; nested entries speak for themselves."""
+    if isinstance(entry, str):
+        try:
+            return [entry.format_map(_Keep(context))]
+        except (ValueError, IndexError):
+            return [entry]
+    if isinstance(entry, list):
+        return [text for item in entry for text in entry_texts(item, context)]
+    if isinstance(entry, dict):
+        return [text for key, value in entry.items() if key not in UNSAID_KEYS
+                and not (isinstance(value, dict) and "source" in value and "verified" in value)
+                for text in entry_texts(value, context)]
+    return []
+
+
+def check_governance(kb: KnowledgeBase, extra_documents: Optional[Dict[str, Any]] = None) -> List[str]:
+    """Rules 1-3 on the entries (the flags): sources have a status, a confirmed-only
+    `verified: true`, the same fact with the same flag everywhere, every disease citing a
+    document. `extra_documents` adds files this module does not load (guide_steps.yml)."""
+    problems: List[str] = []
+    for source_id, source in kb.sources.items():
+        if isinstance(source, dict) and source.get("status") not in SOURCE_STATUSES:
+            problems.append(f"ERROR: sources.yml: {source_id} needs status: confirmed or unconfirmed")
+    facts = shared_facts(kb)
+    for fact_id, fact in facts.items():
+        if not isinstance(fact, dict) or fact.get("source") not in kb.sources:
+            problems.append(f"ERROR: sources.yml: fact {fact_id} needs a source id from sources")
+        elif not isinstance(fact.get("markers", []), list):
+            problems.append(f"ERROR: sources.yml: fact {fact_id}: markers must be a list")
+    documents = {**kb.documents, **(extra_documents or {})}
+    context = kb.base_context()
+    for name in FLAGGED_FILES:
+        for where, entry in flagged_entries(documents.get(name) or {}, name):
+            cited = entry.get("facts") or []
+            for fact_id in cited:
+                if fact_id not in facts:
+                    problems.append(f"ERROR: {where}: fact {fact_id!r} is not in sources.yml facts")
+            stated = list(dict.fromkeys([*(f for f in cited if f in facts),
+                                         *facts_in(kb, "\n".join(entry_texts(entry, context)))]))
+            unconfirmed = [f for f in stated if not source_confirmed(kb, facts[f].get("source"))]
+            source = entry.get("source")
+            if entry.get("verified") is True and not source_confirmed(kb, source):
+                problems.append(f"ERROR: {where}: verified: true, but its source {source!r} is not "
+                                "confirmed (sources.yml status): make it verified: false")
+            elif entry.get("verified") is True and unconfirmed:
+                problems.append(f"ERROR: {where}: verified: true, but it states the unconfirmed fact(s) "
+                                f"{', '.join(unconfirmed)}, verified: false everywhere else")
+            elif entry.get("verified") is False and source_confirmed(kb, source) and not unconfirmed:
+                problems.append(f"ERROR: {where}: verified: false, but its source {source!r} and every "
+                                "fact it states are confirmed: the same facts are verified: true elsewhere")
+    for index, entry in enumerate((kb.documents.get("diseases.yml") or {}).get("diseases") or []):
+        if not isinstance(entry, dict):
+            continue
+        source = kb.sources.get(entry.get("source")) or {}
+        if not str(source.get("document") or "").strip():
+            problems.append(f"ERROR: diseases.yml: {entry.get('name') or index + 1} cites no document "
+                            f"(source {entry.get('source')!r} has no `document`): cite one or remove the entry")
+    return problems
+
+
+def check_reply_governance(kb: KnowledgeBase, label: str, messages: Sequence[str], hotline: str,
+                           outside_nanchong: bool = False) -> List[str]:
+    """Rules 4-5 on one rendered reply: an unconfirmed fact said with exactly one hedge; a
+    reply for someone who may be outside 南充 that gives the hotline adds the area code,
+    marked unverified."""
+    problems: List[str] = []
+    text = "\n".join(messages)
+    unconfirmed = unconfirmed_facts_in(kb, text)
+    hedges = HEDGE.findall(text)
+    if unconfirmed and len(hedges) != 1:
+        problems.append(f"ERROR: {label}: states {', '.join(unconfirmed)} (one unconfirmed source) with "
+                        f"{len(hedges)} hedges: say it with exactly one (“以…为准”)")
+    note = area_code_note(kb)
+    outside = outside_nanchong or bool(OUTSIDE_WORDS.search(text.replace(note, "")))
+    if outside and hotline and hotline in text and not note:
+        problems.append(f"ERROR: {label}: gives {hotline} to someone who may be outside 南充, but "
+                        "contacts.yml hotline_local.number has no area code (\"0817-12393\") to add")
+    elif outside and hotline and hotline in text and note not in text:
+        problems.append(f"ERROR: {label}: gives {hotline} to someone who may be outside 南充: add "
+                        f"“{note}” (topics.yml: outside_nanchong: true uses caveat_outside)")
+    return problems

@@ -89,7 +89,7 @@ class WeChatInput(InputChannel):
 
         @webhook.route("/webhook", methods=["GET"])
         async def verify(request: Request):
-            result = endpoint.verify(query(request))
+            result = await endpoint.verify(query(request))
             return response.text(result.body, status=result.status,
                                  content_type=result.content_type)
 

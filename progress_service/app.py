@@ -166,7 +166,7 @@ def create_app(settings: ServiceSettings, name: str = "progress_service",
             return _error(401, "unauthorized", "缺少或错误的 X-API-Key（机构推送密钥）")
         try:
             body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # absurd nesting too: a 400
             return _error(400, "bad_json", "请求体不是 JSON")
         if not isinstance(body, dict):
             return _error(400, "bad_json", "请求体应为 JSON 对象")

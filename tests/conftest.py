@@ -123,9 +123,12 @@ def stack_factory(trained_model, tmp_path_factory):
     """Start extra stacks (another state dir, other environment); all stopped at the end."""
     handles = []
 
-    def factory(environ=None, state_dir=None) -> StackHandle:
+    def factory(environ=None, state_dir=None, prepare=None) -> StackHandle:
+        """`prepare(settings)` runs once the ports are chosen, before anything starts."""
         directory = state_dir or tmp_path_factory.mktemp("stack")
         settings = make_settings(pathlib.Path(directory), trained_model)
+        if prepare is not None:
+            prepare(settings)
         handle = start_stack(settings, environ)
         handles.append(handle)
         return handle

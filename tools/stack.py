@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 import yaml
 
 from core import defaults
+from core.conversation_codes import DATABASE_URL_ENV as CODES_URL_ENV, KEY_ENV as CODES_KEY_ENV
 from core.devsecrets import ACTION_SECRET_NAMES, RASA_SECRET_NAMES, ensure_dev_secrets
 from wechat_channel.config import ENV_VARS as WECHAT_ENV_VARS  # setting name -> WECHAT_* variable
 
@@ -195,7 +196,24 @@ def build_services(settings: StackSettings, environ=os.environ,
             # Agent tokens skip the ID check: only the agent console (web) may mint them,
             # never the public bot's action server, even if the variable is set globally.
             service.env["PROGRESS_AGENT_SECRET"] = ""
+    # Conversation codes (issue 19): the action server issues them, the console reads them;
+    # one store for both. Only the issuer holds the key that derives a code from its row.
+    codes_url, codes_key = conversation_codes_env(settings, environ)
+    for service in services:
+        if service.name in ("actions", "web"):  # web reads codes, never mints them
+            service.env[CODES_URL_ENV] = codes_url
+            service.env[CODES_KEY_ENV] = codes_key if service.name == "actions" else ""
     return ([progress] if with_stand_in else []) + services
+
+
+def conversation_codes_env(settings: StackSettings, environ=os.environ):
+    """(database URL, key) of the conversation-code store (core/conversation_codes.py):
+    the environment's, else an SQLite file in the state folder and a development key kept
+    in its secrets.env."""
+    url = environ.get(CODES_URL_ENV) or f"sqlite:///{settings.state_dir / 'conversation-codes.db'}"
+    key = environ.get(CODES_KEY_ENV) or ensure_dev_secrets(
+        settings.state_dir / "secrets.env", environ, names=(CODES_KEY_ENV,))[CODES_KEY_ENV]
+    return url, key
 
 
 def progress_service(settings: StackSettings, environ=os.environ):
@@ -292,25 +310,59 @@ class Stack:
 
     def start(self) -> None:
         for service in self.services:
-            env = dict(self.environ)
-            env["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [str(self.cwd), env.get("PYTHONPATH")])
-            )
-            env["PYTHONUNBUFFERED"] = "1"
-            env.update(service.env)
-            process = subprocess.Popen(
-                service.command,
-                cwd=self.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: stopping reaches grandchildren too
-            )
-            self.processes[service.name] = process
-            threading.Thread(
-                target=self._pump, args=(service.name, process.stdout), daemon=True
-            ).start()
+            self._spawn(service)
+
+    def _spawn(self, service: Service) -> None:
+        env = dict(self.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self.cwd), env.get("PYTHONPATH")])
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(service.env)
+        process = subprocess.Popen(
+            service.command,
+            cwd=self.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: stopping reaches grandchildren too
+        )
+        self.processes[service.name] = process
+        threading.Thread(
+            target=self._pump, args=(service.name, process.stdout), daemon=True
+        ).start()
+
+    def _service(self, name: str) -> Service:
+        return next(service for service in self.services if service.name == name)
+
+    def stop_service(self, name: str, grace: float = 15.0) -> None:
+        """Stop one service (its whole process group), e.g. to test how the rest copes."""
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=grace)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait()
+
+    def start_service(self, name: str) -> bool:
+        """Start a stopped service again; True once it answers its health route."""
+        service = self._service(name)
+        self._spawn(service)
+        deadline = time.monotonic() + service.startup_timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                return False
+            if _is_healthy(service.health_url):
+                return True
+            time.sleep(0.5)
+        return False
 
     def dead_service(self) -> Optional[str]:
         for name, process in self.processes.items():

@@ -8,7 +8,10 @@ responses, the privacy notice (it names the configured retention period, and the
 welcome carries it), that no rendered reply states a number the sources do not give (time limits,
 ratios, amounts, in digits or Chinese numerals: knowledge_checks.invented_numbers), and
 that no hotline-like number in code, domain, web assets or knowledge differs from
-knowledge/contacts.yml (texts in knowledge/ must write it as {hotline}).
+knowledge/contacts.yml (texts in knowledge/ must write it as {hotline}), and that the
+content flags tell the truth (knowledge_checks.check_governance / check_reply_governance:
+verified only on confirmed sources, one flag per shared fact, every disease citing a
+document, one hedge for an unconfirmed fact, the area code for readers outside 南充).
 """
 import argparse
 import pathlib
@@ -24,7 +27,9 @@ from assistant.contacts import DEFAULTS, contact_context, contact_fields, last_r
 from assistant.guide.loading import all_replies
 from assistant.content import TextsError, privacy_notice, texts
 from assistant.knowledge import KnowledgeBase, KnowledgeError
-from assistant.knowledge_checks import DOMAIN_DIR, invented_numbers, source_texts, validate
+from assistant.knowledge_checks import (
+    DOMAIN_DIR, check_governance, check_reply_governance, invented_numbers, source_texts, validate,
+)
 from assistant.presentation import SOFT_CHARS, long_messages, reply_problems
 from core import defaults, retention
 from wechat_channel.endpoint import REPLY_KEYS
@@ -181,10 +186,12 @@ def rendered_replies(kb: KnowledgeBase, knowledge_dir: pathlib.Path):
     data = guide.load_guide(knowledge_dir / "guide_steps.yml")
     for label, reply in all_replies(data):
         yield f"guide_steps.yml {label}", [reply.text]
+    contacts = contact_context(knowledge_dir)
     for name in TEXT_FILES:
         named = texts(name, knowledge_dir)
         for key, template in named.templates.items():
-            sample = {field: "…" for field in _placeholder_names(template)}
+            # the hotline as said (the reply rules count it), other values as "…"
+            sample = {field: contacts.get(field, "…") for field in _placeholder_names(template)}
             yield f"{name}.yml {key}", [named.render(key, **sample)]
     for key in LAST_RESORT_KEYS:
         yield f"contacts.yml last_resort.{key}", [last_resort(key, knowledge_dir)]
@@ -196,6 +203,14 @@ def rendered_replies(kb: KnowledgeBase, knowledge_dir: pathlib.Path):
         f"{index}. {entry.title}" for index, entry in enumerate(menu.welcome_buttons, 1)])]
 
 
+def for_outside_nanchong(kb: KnowledgeBase, label: str) -> bool:
+    """Whether the reply is a topic marked `outside_nanchong: true` (its readers may be
+    outside 南充); labels are rendered_replies' ("topics.yml other_place")."""
+    parts = label.split()
+    return len(parts) > 1 and parts[0] == "topics.yml" and \
+        bool((kb.topics.get(parts[1]) or {}).get("outside_nanchong"))
+
+
 def check_reply_rules(kb: KnowledgeBase, knowledge_dir: pathlib.Path) -> List[str]:
     """Every rendered reply: no message over the hard limit, the hedge and the hotline at
     most once, no number the sources do not give; the messages over the soft limit listed
@@ -205,6 +220,7 @@ def check_reply_rules(kb: KnowledgeBase, knowledge_dir: pathlib.Path) -> List[st
     problems, long = [], []
     for label, messages in rendered_replies(kb, knowledge_dir):
         problems += [f"ERROR: {label}: {problem}" for problem in reply_problems(messages, hotline)]
+        problems += check_reply_governance(kb, label, messages, hotline, for_outside_nanchong(kb, label))
         allowed = sources + SERVICE_NUMBERS.get(label, [])
         for message in messages:
             for number in invented_numbers(message, allowed):
@@ -225,6 +241,11 @@ def validate_all(knowledge_dir: pathlib.Path = KNOWLEDGE_DIR, domain_dir: pathli
         return [f"ERROR: {error}"]
     problems = validate(kb, domain_dir)
     problems += guide.validate_file(knowledge_dir / "guide_steps.yml", sources=list(kb.sources))
+    try:
+        steps = yaml.safe_load((knowledge_dir / "guide_steps.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        steps = {}  # reported by guide.validate_file
+    problems += check_governance(kb, {"guide_steps.yml": steps})
     try:
         load_menu(knowledge_dir / "wechat_menu.yml", placeholders=contact_context(knowledge_dir))
     except MenuError as error:

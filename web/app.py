@@ -9,6 +9,9 @@ Routes
   POST /agent/api/login       {"username", "password"}       header X-CSRF-Token (cookie agent_csrf)
   GET  /agent/api/me          who is signed in + the session's CSRF token
   POST /agent/api/search      {"q"}                            header X-CSRF-Token (session)
+  POST /agent/api/conversation {"code"}                        header X-CSRF-Token (session)
+                              the conversation behind a code the caller reads out (issue 19):
+                              200 turns, 404 wrong code, 410 expired, 429 too many wrong codes
   POST /agent/api/logout                                       header X-CSRF-Token (session)
 
 Every /agent/api/* answer except login is 401 without a live session. State-changing
@@ -30,7 +33,8 @@ from sanic.exceptions import MethodNotSupported
 from sanic.request import Request
 
 from assistant.content import privacy_notice
-from core.privacy import same_secret
+from core.conversation_codes import CodeStore, normalize_typed_code
+from core.privacy import same_secret, sender_reference
 from core.progress_client import ProgressClient
 from web.agents import AgentStore, mask
 from web.clients import RasaClient
@@ -44,6 +48,10 @@ LOGIN_CSRF_COOKIE = "agent_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 LOGIN_MAX_FAILURES = 5
 LOGIN_WINDOW_SECONDS = 900
+# wrong or expired conversation codes per agent and window before the console refuses (429):
+# with ~729 million codes, guessing one that is valid stays hopeless
+CODE_MAX_FAILURES = 10
+CODE_WINDOW_SECONDS = 900
 
 # path -> (file in web/static, content type); nothing else under web/static is served
 ASSETS = {
@@ -85,20 +93,23 @@ def _json_body(request: Request) -> dict:
 
 
 class LoginThrottle:
-    """At most LOGIN_MAX_FAILURES failed sign-ins per (user name, address) per window."""
+    """At most LOGIN_MAX_FAILURES failed sign-ins per (user name, address) per window
+    (also: wrong conversation codes per agent, with other limits)."""
 
-    def __init__(self, clock=time.time):
+    def __init__(self, clock=time.time, limit: int = LOGIN_MAX_FAILURES,
+                 window: float = LOGIN_WINDOW_SECONDS):
         self.clock = clock
+        self.limit, self.window = limit, window
         self.failures: Dict[Tuple[str, str], Deque[float]] = defaultdict(deque)
 
     def _recent(self, key) -> Deque[float]:
         entries = self.failures[key]
-        while entries and entries[0] < self.clock() - LOGIN_WINDOW_SECONDS:
+        while entries and entries[0] < self.clock() - self.window:
             entries.popleft()
         return entries
 
     def blocked(self, key) -> bool:
-        return len(self._recent(key)) >= LOGIN_MAX_FAILURES
+        return len(self._recent(key)) >= self.limit
 
     def failed(self, key) -> None:
         self._recent(key).append(self.clock())
@@ -118,6 +129,8 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         agent_secret=config.progress_agent_secret,
     )
     throttle = LoginThrottle()
+    code_throttle = LoginThrottle(limit=CODE_MAX_FAILURES, window=CODE_WINDOW_SECONDS)
+    codes: Dict[str, CodeStore] = {}  # opened on first use: a database down at start is no crash
     app.ctx.store, app.ctx.console, app.ctx.web_config = store, console, config
 
     def set_cookie(resp, name: str, value: str, http_only: bool, max_age: Optional[int] = None):
@@ -245,6 +258,58 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         for kind, subject, outcome in audit_rows:
             await off_loop(store.audit, user, kind, subject, outcome)
         answer.pop("outcome", None)
+        return response.json(answer)
+
+    def find_code(code: str):
+        """(row or None, still valid) for a normalised code; read only (no key here)."""
+        if "store" not in codes:
+            codes["store"] = CodeStore(config.conversation_codes_url)
+        found = codes["store"].find(code)
+        return found, found is not None and codes["store"].is_valid(found)
+
+    @app.post("/agent/api/conversation")
+    async def conversation(request: Request):
+        session = await session_of(request)
+        if not session:
+            return unauthorized()
+        if not csrf_ok(request, session[1]):
+            return response.json({"error": say("bad_csrf")}, status=403)
+        user = session[0]
+        key = (user, "")
+        code = normalize_typed_code(_json_body(request).get("code"))
+        # the audit names the code by its first 2 characters only: enough to tell two
+        # attempts apart, useless for finding the conversation again
+        subject = f"{code[:2]}****" if code else ""
+        if code_throttle.blocked(key):
+            await off_loop(store.audit, user, "conversation", subject, "rate_limited")
+            return response.json({"error": say("code_too_many")}, status=429)
+        found, valid = (None, False)
+        if code:
+            try:
+                found, valid = await off_loop(find_code, code)
+            except Exception:  # the store is down: say so, never a 500
+                logger.exception("conversation codes cannot be read")
+                await off_loop(store.audit, user, "conversation", subject, "unavailable")
+                return response.json({"kind": "unavailable",
+                                      "message": say("code_prefix") + say("unavailable")})
+        if not valid:
+            outcome = "expired" if found else "wrong_code"
+            code_throttle.failed(key)
+            await off_loop(store.audit, user, "conversation", subject, outcome)
+            logger.info("agent %s conversation code refused: %s", user, outcome)
+            return response.json({"error": say("code_expired" if found else "code_wrong")},
+                                 status=410 if found else 404)
+        # which conversation, as the hash the progress service knows it by (X-Sender)
+        subject += " conv:" + sender_reference(found.sender_id)[:12]
+        try:
+            answer = await console.conversation(found.sender_id)
+        except Exception:  # never a 500 for a code an agent typed
+            logger.exception("conversation view failed")
+            answer = {"kind": "unavailable", "outcome": "unavailable",
+                      "message": say("code_prefix") + say("unavailable")}
+        await off_loop(store.audit, user, "conversation", subject, answer.pop("outcome", answer["kind"]))
+        logger.info("agent %s viewed a conversation by code: %s", user, answer["kind"])
+        answer["expires_at"] = found.expires_at
         return response.json(answer)
 
     @app.post("/agent/api/logout")

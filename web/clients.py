@@ -8,6 +8,7 @@ Callers decide what to show; nothing here raises for network trouble.
 import dataclasses
 import logging
 import secrets
+import urllib.parse
 from typing import Any, Optional
 
 import aiohttp
@@ -66,6 +67,20 @@ class RasaClient:
         )
         if result.ok and not isinstance(result.data, list):
             return Result("unavailable", reason="unexpected webhook answer")
+        return result
+
+
+    async def tracker(self, sender_id: str) -> Result:
+        """A stored conversation, every session (Rasa's HTTP API; needs the token). The
+        tracker store has masked ID numbers and redacted lookup credentials at rest."""
+        if not self.auth_token:
+            return Result("unavailable", reason="no RASA_AUTH_TOKEN")
+        result = await _request(
+            "GET", f"{self.base_url}/conversations/{urllib.parse.quote(sender_id, safe='')}/tracker",
+            self.timeout, params={"token": self.auth_token, "include_events": "ALL"},
+        )
+        if result.ok and not isinstance(result.data, dict):
+            return Result("unavailable", reason="unexpected tracker answer")
         return result
 
 

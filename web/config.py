@@ -9,7 +9,7 @@ import os
 import pathlib
 from typing import Mapping
 
-from core import defaults, retention
+from core import conversation_codes, defaults, retention
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
 
@@ -49,6 +49,9 @@ class WebConfig:
     # how long the tracker store keeps a conversation (CONVERSATION_RETENTION_DAYS): the
     # widget's privacy notice names it (knowledge/channel_texts.yml privacy_notice)
     retention_days: float = retention.DEFAULT_DAYS
+    # the conversation codes the action server issues (core/conversation_codes.py); the
+    # console only reads them (CONVERSATION_CODES_DATABASE_URL)
+    conversation_codes_url: str = conversation_codes.DEFAULT_DATABASE_URL
 
     def __post_init__(self):
         if not self.widget_server_url:
@@ -81,5 +84,6 @@ class WebConfig:
             outbound_timeout=float(environ.get("WEB_OUTBOUND_TIMEOUT", cls.outbound_timeout)),
             widget_title=environ.get("WIDGET_TITLE", cls.widget_title),
             retention_days=retention.retention_days(environ),
+            conversation_codes_url=conversation_codes.database_url(environ),
         )
         return config

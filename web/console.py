@@ -10,12 +10,15 @@ One box, two kinds of query:
 Every call has a timeout; when a service does not answer the agent sees a short
 message and the hotline fallback instead of an error.
 """
+import datetime as dt
 import logging
-from typing import Any, Dict, Optional
+import re
+from typing import Any, Dict, List, Optional
 
 from assistant.content import texts
 from core.agent_tokens import issue_agent_token
-from core.formats import is_plausible_application_no, normalize_application_no
+from core.formats import CHINA_TZ, is_plausible_application_no, normalize_application_no
+from core.privacy import mask_application_no, mask_id_card_numbers
 from core.progress_client import ProgressClient  # the one client for the progress service
 from web import knowledge_view
 from web.agents import mask
@@ -24,6 +27,46 @@ from web.clients import RasaClient, describe
 logger = logging.getLogger("web.console")
 
 MAX_QUERY_CHARS = 500
+# the conversation view (issue 19): the last turns an agent sees for a conversation code
+MAX_TURNS = 30
+MAX_TURN_CHARS = 2000
+# the lookup action's name in the tracker (actions/progress.py); its replies are redacted
+LOOKUP_ACTION = "action_check_progress"
+# 6+ characters with a digit: an application, mobile or other personal number (the widget
+# masks the same); the hotline (5 digits) and short numbers stay readable
+_LONG_NUMBER = re.compile(r"[A-Za-z]{0,4}\d[\dA-Za-z\-]{5,}")
+
+
+def mask_turn_text(text: str) -> str:
+    """What the console shows of a stored message: ID numbers (already masked at rest,
+    again here) and any other long number keep only their ends."""
+    text = mask_id_card_numbers(text[:MAX_TURN_CHARS])
+    return _LONG_NUMBER.sub(lambda match: mask_application_no(match.group(0)), text)
+
+
+def _moment(timestamp: Any) -> str:
+    try:
+        return dt.datetime.fromtimestamp(float(timestamp), CHINA_TZ).strftime("%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+
+
+def conversation_turns(events: List[Any], max_turns: int = MAX_TURNS) -> Dict[str, Any]:
+    """From a Rasa tracker's events: the texts of the last `max_turns` turns (a user message
+    and the bot's replies to it), masked; the channel; whether a progress lookup ran."""
+    events = [event for event in events if isinstance(event, dict)]
+    users = [index for index, event in enumerate(events) if event.get("event") == "user"]
+    start = users[-max_turns] if len(users) > max_turns else 0
+    turns = []
+    for event in events[start:]:
+        kind = event.get("event")
+        text = event.get("text")
+        if kind in ("user", "bot") and isinstance(text, str) and text.strip():
+            turns.append({"who": kind, "text": mask_turn_text(text), "at": _moment(event.get("timestamp"))})
+    channel = next((event.get("input_channel") for event in reversed(events)
+                    if event.get("event") == "user" and isinstance(event.get("input_channel"), str)), "")
+    lookup = any(event.get("event") == "action" and event.get("name") == LOOKUP_ACTION for event in events)
+    return {"turns": turns, "channel": channel, "lookup": lookup}
 
 
 def say(name: str) -> str:
@@ -73,6 +116,21 @@ class Console:
         application = {key: value for key, value in result.application.items() if key != "mode"}
         return {"kind": "application", "found": True, "number": number, "outcome": "found",
                 "application": application}
+
+    async def conversation(self, sender_id: str) -> Dict[str, Any]:
+        """The conversation behind a valid code, for the agent on the phone with its person."""
+        result = await self.rasa.tracker(sender_id)
+        if not result.ok:
+            logger.info("conversation view: tracker %s", describe(result))
+            return {"kind": "unavailable", "outcome": "unavailable",
+                    "message": say("code_prefix") + say("unavailable")}
+        view = conversation_turns(result.data.get("events") or [])
+        answer: Dict[str, Any] = {"kind": "conversation", "outcome": "shown", **view}
+        if view["lookup"]:
+            answer["lookup_note"] = say("code_lookup")
+        if not view["turns"]:
+            answer["message"] = say("code_no_turns")
+        return answer
 
     async def question(self, text: str) -> Dict[str, Any]:
         parsed = await self.rasa.parse(text)

@@ -37,8 +37,9 @@ def entry_for(intent: Optional[str], entities: List[Dict[str, Any]], text: str =
         logger.exception("cannot render topic %s", topic_id)
         return None
     lines = "\n".join(answer.messages).split("\n")
-    caveat = kb.caveat()
-    text_out = "\n".join(line for line in lines if line.strip() != caveat).strip()
+    # either caveat (the agent sees the 已核实/未核实 badge instead)
+    caveats = {kb.caveat(), kb.caveat(outside_nanchong=True)}
+    text_out = "\n".join(line for line in lines if line.strip() not in caveats).strip()
 
     known = [kb.by_name[name] for name in answer.diseases if name in kb.by_name]
     source_ids = list(dict.fromkeys([topic.get("source"), *(d.source for d in known)]))

@@ -9,7 +9,8 @@ Protocol modules (no Rasa, no sanic inside; testable on their own):
     api_client   customer-service message API and stable access token (aiohttp)
     delivery     retry dedupe (once per message, across replicas with a shared store),
                  button choice, held-reply order and limit
-    state        where that state lives: this process (default) or Redis (replicas)
+    state        where that state lives: this process (default) or Redis (replicas),
+                 with the signed URLs already seen (replay protection)
     endpoint     one request in, one response out: the whole protocol
 
 Transport: channels/wechat.py (WeChatInput) is the thin Rasa InputChannel over

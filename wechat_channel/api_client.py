@@ -15,6 +15,9 @@ import aiohttp
 logger = logging.getLogger(__name__)
 
 TOKEN_REFRESH_MARGIN = 300.0  # renew this many seconds before expiry
+# stable_token with force_refresh invalidates the token for every holder (other replicas,
+# tools) and WeChat allows it rarely (a few a day, 30 s apart): at most once a minute here.
+FORCE_REFRESH_INTERVAL = 60.0
 
 ERROR_KINDS = {
     40001: "token", 40014: "token", 42001: "token",  # invalid / expired: refresh and retry once
@@ -44,18 +47,23 @@ def mask_openid(openid: Optional[str]) -> str:
 class WeChatApiClient:
     def __init__(self, api_base: str, appid: str, appsecret: str, timeout: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
-                 refresh_margin: float = TOKEN_REFRESH_MARGIN):
+                 refresh_margin: float = TOKEN_REFRESH_MARGIN,
+                 force_refresh_interval: float = FORCE_REFRESH_INTERVAL):
         self.api_base = api_base.rstrip("/")
         self.appid = appid
         self._appsecret = appsecret
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self.clock = clock
         self.refresh_margin = refresh_margin
+        self.force_refresh_interval = force_refresh_interval
         self._token: Optional[str] = None
         self._expires_at = 0.0
         self._lock: Optional[asyncio.Lock] = None
         self._session: Optional[aiohttp.ClientSession] = None
+        self._forced_at: Optional[float] = None  # the last forced refresh
+        self._stuck: Optional[str] = None  # refused, and stable_token keeps returning it
         self.token_fetches = 0  # for tests and diagnostics
+        self.forced_refreshes = 0
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -93,10 +101,15 @@ class WeChatApiClient:
             and self.clock() < self._expires_at - self.refresh_margin
         )
 
+    def _may_force(self) -> bool:
+        return (self._forced_at is None
+                or self.clock() - self._forced_at >= self.force_refresh_interval)
+
     async def access_token(self, rejected: Optional[str] = None) -> Optional[str]:
         """A cached stable access token; `rejected` is one WeChat just refused.
 
-        One refresh at a time: callers waiting on the lock reuse the token it fetched.
+        None when no token other than `rejected` can be had now. One refresh at a time:
+        callers waiting on the lock reuse the token it fetched (or its failure).
         """
         if self._token_is_fresh(rejected):
             return self._token
@@ -105,21 +118,44 @@ class WeChatApiClient:
         async with self._lock:
             if self._token_is_fresh(rejected):
                 return self._token
-            self.token_fetches += 1
-            data = await self._post("/cgi-bin/stable_token", {
-                "grant_type": "client_credential", "appid": self.appid,
-                "secret": self._appsecret, "force_refresh": False,
-            })
-            token = data.get("access_token")
-            if not isinstance(token, str) or not token:
-                logger.warning("wechat stable_token failed: errcode %s", data.get("errcode"))
-                return None
-            try:
-                expires_in = float(data.get("expires_in", 7200))
-            except (TypeError, ValueError):
-                expires_in = 7200.0
-            self._token, self._expires_at = token, self.clock() + expires_in
+            if rejected is not None and rejected == self._stuck and not self._may_force():
+                return None  # a caller before us found it stuck and could not force
+            token = await self._fetch(force=False)
+            if token is not None and token == rejected:
+                # stable_token hands out its cached token even after WeChat invalidated
+                # it (a token from /cgi-bin/token elsewhere, a forced refresh by a tool)
+                if not self._may_force():
+                    logger.warning("wechat: access token refused again; forced refresh "
+                                   "not before %.0f s", self.force_refresh_interval)
+                    self._stuck = token
+                    return None
+                self._forced_at = self.clock()
+                self.forced_refreshes += 1
+                logger.warning("wechat: access token refused and unchanged; forcing a refresh")
+                token = await self._fetch(force=True)
+                if token == rejected:
+                    self._stuck = token
+                    return None
+            self._stuck = None
             return token
+
+    async def _fetch(self, force: bool) -> Optional[str]:
+        """stable_token; caches and returns the token (None when WeChat refused)."""
+        self.token_fetches += 1
+        data = await self._post("/cgi-bin/stable_token", {
+            "grant_type": "client_credential", "appid": self.appid,
+            "secret": self._appsecret, "force_refresh": force,
+        })
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            logger.warning("wechat stable_token failed: errcode %s", data.get("errcode"))
+            return None
+        try:
+            expires_in = float(data.get("expires_in", 7200))
+        except (TypeError, ValueError):
+            expires_in = 7200.0
+        self._token, self._expires_at = token, self.clock() + expires_in
+        return token
 
     async def _call(self, path: str, payload: Dict[str, Any], what: str) -> SendResult:
         """POST with the access token; refresh the token and retry once if it was refused."""
@@ -139,6 +175,8 @@ class WeChatApiClient:
             logger.warning("wechat %s: errcode %s (%s)", what, errcode, kind)
             if kind == "token" and attempt == 1:
                 token = await self.access_token(rejected=token)
+                if token is None:  # no other token to be had now
+                    return SendResult(kind, errcode)
                 continue
             return SendResult(kind, errcode)
         return SendResult("token")  # pragma: no cover - loop always returns

@@ -36,6 +36,8 @@ ENV_VARS = {
     "state_key_prefix": "WECHAT_STATE_PREFIX",
 }
 STATE_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+# WeChat retries a push about 3 times, 5 s apart, each attempt dropped after 5 s.
+WECHAT_RETRY_SPAN = 15.0
 DEFAULT_STATE_PREFIX = "mzmtb:wechat"
 
 
@@ -79,6 +81,7 @@ class WeChatSettings:
     retention_days: float = retention.DEFAULT_DAYS
     # Not from the environment; tests and code may override them.
     max_body_bytes: int = 64 * 1024
+    # A signed (timestamp, nonce) is accepted this long, and replayed only with the same body.
     timestamp_tolerance: float = 300.0
     turn_timeout: float = 60.0  # the bot's answer after this long is replaced by a fallback
     api_timeout: float = 5.0
@@ -86,7 +89,9 @@ class WeChatSettings:
     button_memory_size: int = 10000
     button_memory_ttl: float = 24 * 3600.0
     pending_ttl: float = 48 * 3600.0
-    dedupe_ttl: float = 120.0
+    # Message claims and outcomes: an exact replay is accepted while its timestamp is fresh,
+    # so the dedupe must outlast timestamp_tolerance + WeChat's retries (checked below).
+    dedupe_ttl: float = 360.0
 
     def __post_init__(self) -> None:
         if not self.token or not re.fullmatch(r"[A-Za-z0-9]{3,32}", self.token):
@@ -107,6 +112,14 @@ class WeChatSettings:
             raise ConfigError("WECHAT_STATE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.state_key_prefix or ""):
             raise ConfigError("WECHAT_STATE_PREFIX must be 1-64 letters, digits or _ . : -")
+        if self.timestamp_tolerance <= 0:
+            raise ConfigError("timestamp_tolerance must be positive")
+        if self.dedupe_ttl <= self.timestamp_tolerance + WECHAT_RETRY_SPAN:
+            # otherwise an exact replay, still fresh, would find no claim and run the bot again
+            raise ConfigError(
+                f"dedupe_ttl ({self.dedupe_ttl:g} s) must exceed timestamp_tolerance "
+                f"({self.timestamp_tolerance:g} s) + WeChat's retry span ({WECHAT_RETRY_SPAN:g} s)"
+            )
 
     @property
     def can_send_customer_messages(self) -> bool:

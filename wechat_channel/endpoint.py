@@ -1,11 +1,14 @@
 """One WeChat request in, one response out — the whole protocol, without a web framework.
 
 `WeChatEndpoint.verify(query)` answers the GET URL check, `receive(query, body)` a push.
+Both check the signature, the timestamp and replays (a signed URL seen before is accepted
+again only for the same request; the state store remembers it until it is stale).
 The bot is any coroutine `bot(text, sender_id, metadata) -> [message dicts]` (Rasa's
 collector format); rasa_channel.py plugs Rasa in, tests plug in stand-ins.
 """
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import os
 import time
@@ -58,6 +61,18 @@ def _bad_request(reason: str) -> Response:
     return Response(400, "bad request")
 
 
+def request_digest(method: str, query: Mapping[str, str], body: bytes) -> str:
+    """SHA-256 of what the signature does not cover: the method, the other query
+    parameters (echostr, openid, msg_signature…) and the body."""
+    digest = hashlib.sha256(method.encode("ascii"))
+    for name in sorted(set(query) - {"signature", "timestamp", "nonce"}):
+        for part in (name, query[name] or ""):
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(4, "big") + data)
+    digest.update(b"body" + body)
+    return digest.hexdigest()
+
+
 class WeChatEndpoint:
     def __init__(self, settings: WeChatSettings, bot: Bot, replies: Mapping[str, str],
                  menu: Menu,
@@ -88,6 +103,10 @@ class WeChatEndpoint:
         self._background: Set["asyncio.Future[Any]"] = set()
         self.bot_runs = 0
         self.customer_messages_sent = 0
+        if settings.mode == "plain":
+            # the body is neither encrypted nor covered by any signature in plain mode
+            logger.warning("wechat: WECHAT_MODE=plain is for the 测试号 sandbox only; "
+                           "use safe mode (or compatible) with a real official account")
 
     # --- HTTP ----------------------------------------------------------------------
     def _check_request(self, query: Mapping[str, str]) -> Optional[Response]:
@@ -99,9 +118,23 @@ class WeChatEndpoint:
             return _forbidden("bad signature")
         return None
 
-    def verify(self, query: Mapping[str, str]) -> Response:
+    async def _check_replay(self, method: str, query: Mapping[str, str],
+                            body: bytes = b"") -> Optional[Response]:
+        """For a request whose signature and timestamp were checked."""
+        timestamp = query["timestamp"]
+        # Replay: the signature covers only token, timestamp and nonce, so within the
+        # tolerance a captured URL could carry any body. The same signature is accepted
+        # again only for the same request (WeChat repeating itself; MsgId dedupe answers
+        # it), until its timestamp is stale.
+        ttl = int(timestamp) + self.settings.timestamp_tolerance - self.clock() + 1
+        if not await self.state.remember_request(query["signature"].lower(),
+                                                 request_digest(method, query, body), ttl):
+            return _forbidden("signed URL replayed with another request")
+        return None
+
+    async def verify(self, query: Mapping[str, str]) -> Response:
         """GET URL check: echo `echostr` when the signature is ours."""
-        rejected = self._check_request(query)
+        rejected = self._check_request(query) or await self._check_replay("GET", query)
         if rejected:
             return rejected
         echostr = query.get("echostr")
@@ -117,9 +150,13 @@ class WeChatEndpoint:
         if len(body) > self.settings.max_body_bytes:
             logger.warning("wechat: rejected body of %d bytes", len(body))
             return Response(400, "body too large")
+        rejected = await self._check_replay("POST", query, body)
+        if rejected:
+            return rejected
         encrypted = (query.get("encrypt_type") or "").lower() == "aes"
-        if self.settings.mode == "safe" and not encrypted:
-            return _forbidden("safe mode requires encrypt_type=aes")
+        if self.settings.mode != "plain" and not encrypted:
+            # compatible mode too: only the ciphertext is covered by msg_signature
+            return _forbidden(f"{self.settings.mode} mode requires encrypt_type=aes")
         try:
             fields = parse_xml(body)
         except MalformedMessage as exc:

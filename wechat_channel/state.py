@@ -1,5 +1,6 @@
 """Where the channel keeps what outlives one request: message claims with their outcome
-(retry dedupe), the last buttons offered to each user, and held replies.
+(retry dedupe), signed requests already seen (replay protection), the last buttons offered
+to each user, and held replies.
 
 `StateStore` is the interface the endpoint uses. Two implementations:
 
@@ -7,29 +8,38 @@
     RedisStateStore    shared by every replica and kept across restarts; chosen when
                        WECHAT_STATE_REDIS_URL is set (wechat_channel/config.py)
 
-Redis layout (all keys start with the prefix, `mzmtb:wechat` by default; values are JSON;
-every key expires):
+Redis layout (all keys start with the prefix, `mzmtb:wechat` by default; values are JSON
+unless said otherwise; every key expires):
 
-    <prefix>:claim:<dedupe key>   {"state": "running|answered|late", "reply": …}  dedupe TTL
-    <prefix>:buttons:<openid>     [[title, payload], …]                           24 h
-    <prefix>:held:<openid>        list of {"text": …, "continued": bool}          48 h
+    <prefix>:claim:<dedupe key>   {"state": "running|answered|late", "reply": null}   dedupe TTL
+    <prefix>:reply:<dedupe key>   the passive reply (JSON string)                    30 s
+    <prefix>:request:<signature>  SHA-256 hex of the request (not JSON)              until stale
+    <prefix>:buttons:<openid>     [[title, payload], …]                              24 h
+    <prefix>:held:<openid>        list of {"text": …, "continued": bool}             48 h
 
 A claim is SET NX PX: the first replica runs the bot, the others read its outcome. A
 running claim is a lease (8 s) that its replica renews every 2 s while the bot runs; when
 the replica is killed the lease lapses, and a retry waiting elsewhere runs the message.
-Once settled ("answered"/"late") the claim is kept for the dedupe TTL.
+Once settled ("answered"/"late") the claim is kept for the dedupe TTL, which outlasts the
+timestamp tolerance (config.py), so a replay never runs the bot again; the reply itself is
+kept only for WeChat's retries (30 s).
+A request key is SET NX PX with the digest of the request (method, unsigned parameters,
+body): a second request with the same signature is accepted only with the same digest,
+until its timestamp goes stale.
 Button and held-reply keys expire their TTL after the last write, as in memory. Values
 hold only what the bot said (replies, button titles and payloads), never what a user typed.
 When Redis cannot be reached the channel keeps answering: a message is run where it
-arrived, an unknown menu means "1" goes to the bot as text, and the failure is logged.
+arrived, a signed request is checked against this replica's memory only, an unknown menu
+means "1" goes to the bot as text, and the failure is logged.
 """
 import abc
+import collections
 import json
 import logging
 import time
 import urllib.parse
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
@@ -41,6 +51,35 @@ from .delivery import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class SeenRequests:
+    """Signed requests seen lately, in this process: signature -> (digest, expires at).
+
+    Bounded: past `max_size` the oldest go (WeChat would have to push more than that within
+    the timestamp tolerance for an entry to go before its timestamp is stale)."""
+
+    def __init__(self, max_size: int = 100000, clock: Callable[[], float] = time.monotonic):
+        self.max_size, self.clock = max_size, clock
+        self._data: "collections.OrderedDict[str, Tuple[str, float]]" = collections.OrderedDict()
+
+    def check(self, key: str, digest: str, ttl: float) -> bool:
+        now = self.clock()
+        while self._data:  # entries expire in about insertion order
+            oldest = next(iter(self._data.values()))
+            if oldest[1] > now:
+                break
+            self._data.popitem(last=False)
+        seen = self._data.get(key)
+        if seen is not None and seen[1] > now:
+            return seen[0] == digest
+        self._data[key] = (digest, now + ttl)
+        while len(self._data) > self.max_size:
+            self._data.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 class StateStore(abc.ABC):
@@ -72,6 +111,13 @@ class StateStore(abc.ABC):
 
     async def renew(self, key: str) -> None:
         """Extend the lease of a claim that is still running (stores with leases)."""
+
+    # --- replay protection -------------------------------------------------------------
+    @abc.abstractmethod
+    async def remember_request(self, key: str, digest: str, ttl: float) -> bool:
+        """Remember a signed request (`key`: its signature) for `ttl` seconds. True when it
+        is new or was seen with the same `digest` (WeChat repeating itself), False when the
+        same signature came with another digest (a replay with another body)."""
 
     # --- buttons -----------------------------------------------------------------------
     @abc.abstractmethod
@@ -109,9 +155,11 @@ class MemoryStateStore(StateStore):
 
     def __init__(self, claim_ttl: float = 120.0, button_ttl: float = 24 * 3600.0,
                  held_ttl: float = 48 * 3600.0, max_held: int = 5, max_users: int = 10000,
-                 max_claims: int = 10000, clock: Callable[[], float] = time.monotonic):
+                 max_claims: int = 10000, max_requests: int = 100000,
+                 clock: Callable[[], float] = time.monotonic):
         super().__init__(claim_ttl, button_ttl, held_ttl, max_held)
         self._claims: TTLCache[Outcome] = TTLCache(max_claims, claim_ttl, clock)
+        self.requests = SeenRequests(max_requests, clock)
         self.button_memory = ButtonMemory(max_users, button_ttl, clock)
         self.pending = PendingReplies(max_users, held_ttl, max_held, clock)
 
@@ -126,6 +174,9 @@ class MemoryStateStore(StateStore):
 
     async def outcome(self, key: str) -> Optional[Outcome]:
         return self._claims.get(key)
+
+    async def remember_request(self, key: str, digest: str, ttl: float) -> bool:
+        return self.requests.check(key, digest, ttl)
 
     async def buttons(self, user: str) -> List[Button]:
         return self.button_memory.get(user)
@@ -164,12 +215,16 @@ class RedisStateStore(StateStore):
     # PEXPIRE only while the claim is still this owner's running one (never a settled one).
     RENEW = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
              "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0")
-    # The outcome is written only by the owner of the running claim (or when the key expired).
+    # The outcome is written only by the owner of the running claim (or when the key expired):
+    # the settled claim (no reply) for the dedupe TTL, the reply under its own key, shorter.
     SETTLE = ("local v = redis.call('GET', KEYS[1]) "
               "if v == false or v == ARGV[1] then "
-              "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0")
-    # WeChat retries a message at most three times within about 15 s: an outcome (which may
-    # be a progress lookup's result) is kept that long, not for the whole dedupe window.
+              "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+              "if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5]) end "
+              "return 1 end return 0")
+    # WeChat retries a message at most three times within about 15 s: a reply (which may
+    # be a progress lookup's result) is kept that long, not for the whole dedupe window;
+    # a replay after that finds the settled claim and gets "success".
     SETTLED_KEEP = 30.0
 
     def __init__(self, client: "aioredis.Redis", prefix: str = DEFAULT_STATE_PREFIX,
@@ -180,8 +235,10 @@ class RedisStateStore(StateStore):
         self.prefix = prefix.rstrip(":")
         self.claim_lease = claim_lease
         self.renew_every = claim_lease / 4
-        self.settled_ttl = min(claim_ttl, self.SETTLED_KEEP)
+        self.settled_ttl = min(claim_ttl, self.SETTLED_KEEP)  # the reply's
         self._running: Dict[str, str] = {}  # claim key -> this replica's running value
+        # Redis down: requests are checked against this replica's memory (as claims are)
+        self.local_requests = SeenRequests()
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 1.0, **kwargs: Any) -> "RedisStateStore":
@@ -228,10 +285,13 @@ class RedisStateStore(StateStore):
 
     async def settle(self, key: str, outcome: Outcome) -> None:
         running = self._running.pop(key, "")
-        value = json.dumps({"state": outcome.state, "reply": outcome.reply}, ensure_ascii=False)
+        value = json.dumps({"state": outcome.state, "reply": None})
+        reply = json.dumps(outcome.reply, ensure_ascii=False) if outcome.reply is not None else ""
         try:
-            written = await self.client.eval(self.SETTLE, 1, self.key("claim", key), running,
-                                             value, self._ms(self.settled_ttl))
+            written = await self.client.eval(self.SETTLE, 2, self.key("claim", key),
+                                             self.key("reply", key), running, value,
+                                             self._ms(self.claim_ttl), reply,
+                                             self._ms(self.settled_ttl))
         except (RedisError, OSError):
             self._failed("a message outcome is not shared")
             return
@@ -240,14 +300,29 @@ class RedisStateStore(StateStore):
 
     async def outcome(self, key: str) -> Optional[Outcome]:
         try:
-            raw = await self.client.get(self.key("claim", key))
+            raw, reply = await self.client.mget(self.key("claim", key), self.key("reply", key))
         except (RedisError, OSError):
             self._failed("a retry cannot see the outcome")
             return Outcome("unknown")
         if raw is None:
             return None
         data = json.loads(raw)
-        return Outcome(data["state"], data.get("reply"))
+        return Outcome(data["state"], json.loads(reply) if reply is not None else data.get("reply"))
+
+    # --- replay protection -----------------------------------------------------------------
+    async def remember_request(self, key: str, digest: str, ttl: float) -> bool:
+        name = self.key("request", key)
+        try:
+            for _ in range(2):  # a key that expires between SET and GET: set it again
+                if await self.client.set(name, digest, nx=True, px=self._ms(ttl)):
+                    return True
+                seen = await self.client.get(name)
+                if seen is not None:
+                    return seen == digest
+        except (RedisError, OSError):
+            self._failed("a signed request is checked against this replica only")
+            return self.local_requests.check(key, digest, ttl)
+        return True
 
     # --- buttons ---------------------------------------------------------------------------
     async def buttons(self, user: str) -> List[Button]:

@@ -1,4 +1,5 @@
 """The walk through the real stack (trained model + action server), as a web user types."""
+import re
 import uuid
 
 import pytest
@@ -62,7 +63,10 @@ def test_where_to_apply_compares_briefly_and_recommends_one(running_stack):
     messages = running_stack.say(_sender("where"), "在哪申请")
     text = "\n".join(message.get("text", "") for message in messages)
     buttons = [button["title"] for message in messages for button in message.get("buttons", [])]
-    assert "推荐" in text and len(messages) == 1 and len(text) <= 200
+    # the comparison in one short message; the caveat, if any, in a second
+    assert "推荐" in messages[0]["text"] and len(messages) <= 2
+    assert all(len(re.sub(r"\s", "", m.get("text", ""))) <= 120 for m in messages), messages
+    assert text.count("12393") <= 1
     assert buttons[0] == "手机上怎么申请"
 
 

@@ -110,7 +110,8 @@ def test_buttons_on_the_web_and_typed_suggestions_on_text_only_channels():
 def test_unverified_topic_carries_the_caveat_and_verified_does_not():
     unverified, _ = run(ActionAnswerTopic(), tracker("人脸识别不过", "ask_real_name"))
     assert "以南充市医保部门最新官方指引为准，可拨打 12393" in text_of(unverified)
-    verified, _ = run(ActionAnswerTopic(), tracker("谁能申请", "ask_eligibility"))
+    # the human route rests on the national hotline only (a confirmed source)
+    verified, _ = run(ActionAnswerTopic(), tracker("电话多少", "ask_human"))
     assert "以南充市医保部门最新官方指引为准" not in text_of(verified)
 
 
@@ -216,4 +217,23 @@ def test_human_request_carries_the_handover_marker_only_on_wechat():
         custom = [m["custom"] for m in messages if m.get("custom")]
         assert custom == ([{"handover": "human"}] if marked else []), channel
     messages, _ = run(ActionAnswerTopic(), tracker("要带什么材料", "ask_materials", channel="wechat"))
+    assert not any(m.get("custom") for m in messages)
+
+
+def test_the_ladders_human_route_is_handed_to_a_person_where_the_channel_can():
+    history = [
+        user_event("那个东西", "nlu_fallback", ranking=RANKING),
+        {"event": "action", "name": "action_fallback_ladder"},
+        {"event": "slot", "name": "fallback_stage", "value": "asked"},
+        {"event": "action", "name": "action_listen"},
+    ]
+    for channel, marked in (("wechat", True), ("web", False)):
+        messages, _ = run(ActionFallbackLadder(), tracker("就是那个", "nlu_fallback", ranking=RANKING,
+                                                          history=history, channel=channel))
+        assert "12393" in text_of(messages)
+        custom = [m["custom"] for m in messages if m.get("custom")]
+        assert custom == ([{"handover": "human"}] if marked else []), channel
+    # the first unclear message is a question, never a hand-over
+    messages, _ = run(ActionFallbackLadder(), tracker("那个东西", "nlu_fallback", ranking=RANKING,
+                                                      channel="wechat"))
     assert not any(m.get("custom") for m in messages)

@@ -155,3 +155,11 @@ def test_bot_and_console_agree_through_the_running_stack(running_stack, text):
     if text.startswith(("发烧", "白癜风")):
         name = text[:2] if text.startswith("发烧") else "白癜风"
         assert UNKNOWN.format(name) in entry["text"] and CATALOGUE not in entry["text"]
+
+
+@pytest.mark.parametrize("intent", ["ask_other_place", "ask_materials"])
+def test_the_console_leaves_out_either_caveat_and_shows_the_flag(intent):
+    """The console shows 未核实 instead of the caveat, the one for readers outside 南充 too."""
+    entry = entry_for(intent, [], "")
+    assert entry is not None and entry["verified"] is False
+    assert "为准" not in entry["text"] and "0817" not in entry["text"]

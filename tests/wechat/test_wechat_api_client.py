@@ -112,3 +112,82 @@ def test_bad_appsecret_and_unreachable_api_give_errors_not_exceptions(fake_wecha
 def test_openids_are_masked_in_logs():
     assert mask_openid("oyORnuP8q7ou2gfYjqLzSIWZf0rs") == "oyOR…rs"
     assert "P8q7ou2gfYjq" not in mask_openid("oyORnuP8q7ou2gfYjqLzSIWZf0rs")
+
+
+# --- stable_token hands out a refused token again: force_refresh -------------------------
+def test_a_refused_token_returned_again_is_force_refreshed_and_the_call_retried(fake_wechat):
+    fake_wechat.stable_tokens = True  # WeChat's cache: the same token until forced
+
+    async def scenario():
+        client = _client(fake_wechat)
+        try:
+            await client.access_token()
+            fake_wechat.invalidate_tokens()  # e.g. /cgi-bin/token used elsewhere
+            return await client.send_text("oA", "强制刷新")
+        finally:
+            await client.close()
+
+    result = asyncio.run(scenario())
+    assert result.ok and fake_wechat.messages_to("oA") == ["强制刷新"]
+    assert [r["force_refresh"] for r in fake_wechat.token_requests] == [False, False, True]
+    assert [call["token"] for call in fake_wechat.send_calls] == ["TOKEN-1", "TOKEN-3"]
+
+
+def test_forced_refreshes_are_throttled(fake_wechat):
+    fake_wechat.stable_tokens = True
+    clock = Clock()
+
+    async def scenario():
+        client = _client(fake_wechat, clock)
+        try:
+            await client.access_token()
+            fake_wechat.invalidate_tokens()
+            first = await client.send_text("oA", "一")
+            clock.now += 30
+            fake_wechat.invalidate_tokens()  # refused again within the minute
+            second = await client.send_text("oA", "二")
+            third = await client.send_text("oA", "三")  # no new stable_token call at all
+            calls_while_throttled = len(fake_wechat.token_requests)
+            clock.now += 31  # a minute after the forced refresh
+            fourth = await client.send_text("oA", "四")
+            return [r.kind for r in (first, second, third, fourth)], calls_while_throttled
+        finally:
+            await client.close()
+
+    kinds, calls_while_throttled = asyncio.run(scenario())
+    assert kinds == ["ok", "token", "token", "ok"]
+    assert calls_while_throttled == 4  # first fetch, refused + forced, refused (throttled)
+    assert [r["force_refresh"] for r in fake_wechat.token_requests] == \
+        [False, False, True, False, False, True]
+    assert fake_wechat.messages_to("oA") == ["一", "四"]
+
+
+def test_concurrent_callers_share_one_forced_refresh(fake_wechat):
+    fake_wechat.stable_tokens = True
+
+    async def scenario():
+        client = _client(fake_wechat)
+        try:
+            await client.access_token()
+            fake_wechat.invalidate_tokens()
+            fake_wechat.token_delay = 0.2
+            return await asyncio.gather(*(client.send_text(f"o{i}", "并发") for i in range(8)))
+        finally:
+            await client.close()
+
+    results = asyncio.run(scenario())
+    assert all(result.ok for result in results)
+    assert [r["force_refresh"] for r in fake_wechat.token_requests] == [False, False, True]
+
+
+def test_the_fake_keeps_minting_new_tokens_by_default(fake_wechat):
+    async def scenario():
+        client = _client(fake_wechat)
+        try:
+            first = await client.access_token()
+            return first, await client.access_token(rejected=first)
+        finally:
+            await client.close()
+
+    assert asyncio.run(scenario()) == ("TOKEN-1", "TOKEN-2")
+    assert [r["force_refresh"] for r in fake_wechat.token_requests] == [False, False]

@@ -161,6 +161,44 @@ def test_replies_held_at_the_same_time_on_two_replicas_are_all_kept(stores):
     _run(scenario)
 
 
+def test_a_signed_request_is_accepted_again_only_with_the_same_digest(stores):
+    async def scenario():
+        a, b = stores()
+        try:
+            assert await a.remember_request("sig1", "digest-a", 5.0) is True
+            assert await b.remember_request("sig1", "digest-a", 5.0) is True  # WeChat again
+            assert await b.remember_request("sig1", "digest-b", 5.0) is False  # another body
+            assert await a.remember_request("sig1", "digest-b", 5.0) is False
+            assert await a.remember_request("sig2", "digest-b", 5.0) is True
+        finally:
+            await _close(a, b)
+
+    _run(scenario)
+
+
+def test_a_seen_request_expires_with_its_ttl(stores):
+    async def scenario():
+        a, b = stores()
+        try:
+            assert await a.remember_request("sig3", "digest-a", 0.3)
+            assert not await b.remember_request("sig3", "digest-b", 0.3)
+            await asyncio.sleep(0.6)  # its timestamp is stale by now: checked before the store
+            return await b.remember_request("sig3", "digest-b", 0.3)
+        finally:
+            await _close(a, b)
+
+    assert _run(scenario) is True
+
+
+def test_seen_requests_in_memory_are_bounded():
+    from wechat_channel.state import SeenRequests
+
+    seen = SeenRequests(max_size=3, clock=lambda: 0.0)
+    for i in range(5):
+        assert seen.check(f"sig{i}", "d", 300.0)
+    assert len(seen) == 3 and not seen.check("sig4", "other", 300.0)
+
+
 # --- Redis specifics --------------------------------------------------------------------
 
 def test_redis_keys_are_prefixed_json_and_expire(redis_prefix):
@@ -177,11 +215,14 @@ def test_redis_keys_are_prefixed_json_and_expire(redis_prefix):
 
     _run(scenario)
     keys = _keys(redis_prefix)
-    assert set(keys) == {f"{redis_prefix}:claim:msg:42", f"{redis_prefix}:buttons:{OPENID}",
-                         f"{redis_prefix}:held:{OPENID}"}
+    assert set(keys) == {f"{redis_prefix}:claim:msg:42", f"{redis_prefix}:reply:msg:42",
+                         f"{redis_prefix}:buttons:{OPENID}", f"{redis_prefix}:held:{OPENID}"}
+    # the settled claim (no reply) lasts the dedupe window: a replay never runs the bot again
     value, ttl = keys[f"{redis_prefix}:claim:msg:42"]
-    # an outcome is kept for WeChat's retries (about 15 s), not the whole dedupe window
-    assert json.loads(value) == {"state": "answered", "reply": "答复"} and 25_000 < ttl <= 30_000
+    assert json.loads(value) == {"state": "answered", "reply": None} and 115_000 < ttl <= 120_000
+    # the reply is kept for WeChat's retries (about 15 s), not the whole dedupe window
+    value, ttl = keys[f"{redis_prefix}:reply:msg:42"]
+    assert json.loads(value) == "答复" and 25_000 < ttl <= 30_000
     value, ttl = keys[f"{redis_prefix}:buttons:{OPENID}"]
     assert json.loads(value) == [["材料", "/ask_materials"]] and 23.9 * 3600_000 < ttl <= 24 * 3600_000
     value, ttl = keys[f"{redis_prefix}:held:{OPENID}"]
@@ -235,6 +276,32 @@ def test_a_replica_that_lost_its_lease_neither_renews_nor_overwrites_the_new_own
     assert _run(scenario) == (Outcome("running"), Outcome("answered", "B 的答复"))
 
 
+def test_a_redis_request_key_is_prefixed_and_expires_with_the_timestamp(redis_prefix):
+    async def scenario():
+        store = RedisStateStore.from_url(REDIS_URL, prefix=redis_prefix)
+        try:
+            await store.remember_request("ab" * 20, "f" * 64, 301.0)
+        finally:
+            await store.close()
+
+    _run(scenario)
+    value, ttl = _keys(redis_prefix)[f"{redis_prefix}:request:{'ab' * 20}"]
+    assert value == "f" * 64 and 300_000 < ttl <= 301_000
+
+
+def test_without_redis_a_replay_is_still_refused_on_the_replica_it_reaches(caplog):
+    async def scenario():
+        store = RedisStateStore.from_url("redis://127.0.0.1:1/0", timeout=0.5)
+        try:
+            return [await store.remember_request("sig", digest, 300.0)
+                    for digest in ("same", "same", "other")]
+        finally:
+            await store.close()
+
+    assert _run(scenario) == [True, True, False]
+    assert "checked against this replica only" in caplog.text
+
+
 def test_unreachable_redis_degrades_to_answering_here(caplog):
     async def scenario():
         store = RedisStateStore.from_url("redis://:secret@127.0.0.1:1/0", timeout=0.5)
@@ -258,7 +325,7 @@ def test_settings_choose_the_store_and_logs_never_show_the_password():
         "WECHAT_STATE_PREFIX": "prod:wechat"})
     store = state_store(settings)
     assert isinstance(store, RedisStateStore) and store.prefix == "prod:wechat"
-    assert store.claim_ttl == 120 and store.held_ttl == 48 * 3600
+    assert store.claim_ttl == 360 and store.held_ttl == 48 * 3600
     assert redacted_url(settings.state_redis_url) == "redis://redis.internal:6380/2"
 
 
@@ -483,6 +550,17 @@ def test_a_held_reply_is_delivered_by_another_replica_after_the_first_is_gone(
     assert reply == "【您上一个问题的回复】\n答复：慢问题\n\n答复：第二个问题"
     assert _push(fake_wechat, b, text_xml(OPENID, "第三个")).content == "答复：第三个"  # once
     assert fake_wechat.send_calls == []
+
+
+def test_a_url_replayed_on_another_replica_with_another_body_is_refused(replicas, fake_wechat):
+    (a, bot_a), (b, bot_b) = replicas(mode="plain", **FAST), replicas(mode="plain", **FAST)
+    query, body = fake_wechat.signed_query(text_xml(OPENID, "真问题"), "plain", OPENID)
+    assert fake_wechat.post(query, body, url=a.webhook_url).content == "答复：真问题"
+    forged = text_xml(OPENID, "假问题").encode("utf-8")
+    assert fake_wechat.post(query, forged, url=b.webhook_url).status == 403
+    # WeChat's exact retry on the other replica: the reply again, from the shared claim
+    assert fake_wechat.post(query, body, url=b.webhook_url).content == "答复：真问题"
+    assert bot_a.texts() + bot_b.texts() == ["真问题"]
 
 
 def test_continue_on_another_replica_shows_the_rest_of_a_long_answer(replicas, fake_wechat):

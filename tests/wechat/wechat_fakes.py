@@ -3,7 +3,9 @@
 FakeWeChat   - WeChat's side: signs/encrypts pushes with wechatpy (an implementation
                independent of ours), retries on its own schedule, and serves the
                stable_token, customer-service and menu/create endpoints with scripted
-               error codes.
+               error codes; `stable_tokens` makes stable_token hand out its last token
+               again unless force_refresh is set, as WeChat's cache does; `resend`
+               replays a captured signed query with another body.
 ChannelServer - our WeChatInput mounted by Rasa's own `register()` in a sanic server
                running in a background thread, with a stand-in agent.
 StubAgent    - stands in for rasa's Agent.handle_message: records every run, can be slow.
@@ -93,11 +95,17 @@ class FakeWeChat:
         self.menu_calls: List[Dict[str, Any]] = []  # every menu/create call (token + body)
         self.menu_errors: List[int] = []  # errcodes returned by the next menu/create calls
         self.token_calls = 0
+        self.token_requests: List[Dict[str, Any]] = []  # every stable_token body (no secret)
         self.valid_tokens: set = set()
+        # WeChat's stable_token caches its token: with this on, a call without
+        # force_refresh returns the last token again, even one invalidate_tokens() revoked.
+        self.stable_tokens = False
+        self.current_token: Optional[str] = None
         self.send_errors: List[int] = []  # errcodes returned by the next custom/send calls
         self.no_permission = False  # every custom/send answers 48001
         self.token_delay = 0.0
         self.channel_url: Optional[str] = None
+        self.last_verify_query: Optional[Dict[str, str]] = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self.api_base = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -157,10 +165,16 @@ class FakeWeChat:
                     time.sleep(fake.token_delay)
                     with fake.lock:
                         fake.token_calls += 1
+                        fake.token_requests.append({k: v for k, v in payload.items() if k != "secret"})
                         if (payload.get("appid"), payload.get("secret")) != (fake.appid, fake.appsecret):
                             return self._json({"errcode": 40125, "errmsg": "invalid appsecret"})
-                        token = f"TOKEN-{fake.token_calls}"
-                        fake.valid_tokens.add(token)
+                        if (fake.stable_tokens and fake.current_token
+                                and payload.get("force_refresh") is not True):
+                            token = fake.current_token
+                        else:
+                            token = f"TOKEN-{fake.token_calls}"
+                            fake.valid_tokens.add(token)
+                        fake.current_token = token
                     return self._json({"access_token": token, "expires_in": 7200})
                 if url.path == "/cgi-bin/message/custom/send":
                     with fake.lock:
@@ -270,12 +284,30 @@ class FakeWeChat:
             thread.join()
         return results  # type: ignore[return-value]
 
+    def resend(self, query: Dict[str, str], body_xml: str, mode: str = "plain") -> PushResult:
+        """A captured push's signed URL again, with another body (what a replay attacker
+        can do): in plain mode the body as is; otherwise encrypted for the same timestamp
+        and nonce, but the captured msg_signature stays (only WeChat can sign)."""
+        if mode == "plain":
+            body = body_xml.encode("utf-8")
+        else:
+            envelope = self.crypto.encrypt_message(body_xml, query["nonce"], query["timestamp"])
+            encrypt = envelope.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
+            body = (f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName>"
+                    f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>").encode("utf-8")
+        return self.post(dict(query), body, mode=mode)
+
     def verify_url(self, echostr: str, timestamp: Optional[int] = None,
-                   signature: Optional[str] = None) -> PushResult:
-        timestamp = str(timestamp if timestamp is not None else int(time.time()))
-        nonce = "1514711492"
-        query = {"signature": signature or wechat_signature(self.token, timestamp, nonce),
-                 "timestamp": timestamp, "nonce": nonce, "echostr": echostr}
+                   signature: Optional[str] = None,
+                   query: Optional[Dict[str, str]] = None) -> PushResult:
+        """The GET URL check; `query`: a captured signed query to send again with this echostr."""
+        if query is None:
+            timestamp = str(timestamp if timestamp is not None else int(time.time()))
+            nonce = str(uuid.uuid4().int % 10**9)
+            query = {"signature": signature or wechat_signature(self.token, timestamp, nonce),
+                     "timestamp": timestamp, "nonce": nonce}
+        query = {**query, "echostr": echostr}
+        self.last_verify_query = query
         started = time.monotonic()
         try:
             with urllib.request.urlopen(self.channel_url + "?" + urllib.parse.urlencode(query),

@@ -147,6 +147,30 @@
     ]));
   }
 
+  var WHO = { user: "来电人", bot: "机器人" };
+  var CHANNELS = { web: "网页咨询", wechat: "微信公众号", rest: "REST", socketio: "socket.io" };
+
+  function renderConversation(code, data) {
+    var card = el("article", { "class": "card result conversation" }, [
+      el("h3", {}, ["对话码：", el("span", { "class": "query", text: code })])
+    ]);
+    var until = data.expires_at ? new Date(data.expires_at * 1000) : null;
+    card.appendChild(el("div", { "class": "meta" }, [
+      el("span", { text: "渠道：" + (CHANNELS[data.channel] || data.channel || "—") }),
+      el("span", { text: "对话码有效至：" + (until ? until.toLocaleString("zh-CN", { hour12: false }) : "—") })
+    ]));
+    if (data.lookup_note) { card.appendChild(el("p", { "class": "notice", text: data.lookup_note })); }
+    if (data.message) { card.appendChild(el("p", { text: data.message })); }
+    card.appendChild(el("ol", { "class": "turns" }, (data.turns || []).map(function (turn) {
+      return el("li", { "class": "turn " + (turn.who === "user" ? "user" : "bot") }, [
+        el("span", { "class": "who-label", text: (WHO[turn.who] || "") + (turn.at ? " " + turn.at : "") }),
+        el("div", { "class": "turn-text", text: turn.text || "" })
+      ]);
+    })));
+    var results = $("results");
+    results.insertBefore(card, results.firstChild);
+  }
+
   function renderResult(query, data) {
     var card = el("article", { "class": "card result" }, [
       el("h3", {}, ["查询：", el("span", { "class": "query", text: query })])
@@ -191,6 +215,24 @@
     }, function () {
       button.disabled = false;
       renderResult(query, { kind: "error", error: "无法连接服务器，请稍后再试。" });
+    });
+  });
+
+  $("code-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var code = $("code").value.trim();
+    if (!code) { return; }
+    var button = $("code-form").querySelector("button");
+    button.disabled = true;
+    api("POST", "conversation", { code: code }, csrf).then(function (reply) {
+      button.disabled = false;
+      if (reply.status === 401) { expired(); return; }
+      if (reply.status === 200 && reply.data.kind === "conversation") { renderConversation(code, reply.data); }
+      else { renderResult("对话码 " + code, { kind: "error", error: reply.data.error || reply.data.message }); }
+      $("code").select();
+    }, function () {
+      button.disabled = false;
+      renderResult("对话码 " + code, { kind: "error", error: "无法连接服务器，请稍后再试。" });
     });
   });
 
