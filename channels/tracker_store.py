@@ -49,6 +49,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.utils.common import class_from_module_path
+from rasa.utils.endpoints import read_endpoint_config
 from rasa.shared.core.events import ActiveLoop, EntitiesAdded, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -425,3 +427,18 @@ class PrivateSQLTrackerStore(SQLTrackerStore):
         if self._purger is not None:
             self._purger.join(timeout=30)
         self.engine.dispose()
+
+
+class NotOurStore(ValueError):
+    """The endpoints file names another tracker store than PrivateSQLTrackerStore."""
+
+
+def open_from_endpoints(path: Text) -> PrivateSQLTrackerStore:
+    """The tracker store an endpoints file configures, opened for a command-line tool
+    (no background purge). The tools that read or purge conversations start here."""
+    config = read_endpoint_config(str(path), endpoint_type="tracker_store")
+    store_class = class_from_module_path(config.type) if config and config.type and "." in config.type else None
+    if store_class is None or not issubclass(store_class, PrivateSQLTrackerStore):
+        raise NotOurStore(f"{path}: tracker_store is not channels.tracker_store.PrivateSQLTrackerStore "
+                          f"(found {config.type if config else None!r})")
+    return store_class(host=config.url, purge_in_background=False, **config.kwargs)

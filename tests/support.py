@@ -6,16 +6,21 @@ Under CI=true every test must run: a missing prerequisite (a trained model, Chro
 PostgreSQL, Redis, the project guide) is a failure, not a skip. Locally it is a skip, so
 a quick `pytest tests/knowledge` works without the services.
 """
+import contextlib
 import http.client
 import os
 import re
-from typing import List, Tuple
+import uuid
+from typing import Iterator, List, Tuple
 
 import pytest
+import sqlalchemy as sa
 
 from core.textnorm import to_simplified
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# PostgreSQL for the tests: database `test` at 127.0.0.1:5432, a fresh schema per use
+PG_BASE = os.environ.get("PROGRESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def skip_or_fail(reason: str):
@@ -23,6 +28,28 @@ def skip_or_fail(reason: str):
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: this must run)")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A URL on a schema of its own (`prefix` + random), dropped on exit. PostgreSQL not
+    reachable: skipped locally, a failure under CI=true."""
+    admin = sa.create_engine(PG_BASE, future=True)
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text("select 1"))
+    except Exception as error:  # noqa: BLE001 - any failure means: no PostgreSQL here
+        admin.dispose()
+        skip_or_fail(f"PostgreSQL not reachable at {PG_BASE}: {type(error).__name__}")
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'create schema "{schema}"'))
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'drop schema if exists "{schema}" cascade'))
+        admin.dispose()
 
 
 def _reason(report) -> str:

@@ -12,10 +12,7 @@ import pathlib
 import sys
 from typing import List, Optional
 
-from rasa.shared.utils.common import class_from_module_path
-from rasa.utils.endpoints import read_endpoint_config
-
-from channels.tracker_store import PrivateSQLTrackerStore
+from channels.tracker_store import NotOurStore, open_from_endpoints
 from core import defaults
 
 
@@ -23,13 +20,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", type=pathlib.Path, default=defaults.ROOT / "endpoints.yml")
     args = parser.parse_args(argv)
-    config = read_endpoint_config(str(args.endpoints), endpoint_type="tracker_store")
-    store_class = class_from_module_path(config.type) if config and config.type and "." in config.type else None
-    if store_class is None or not issubclass(store_class, PrivateSQLTrackerStore):
-        print(f"{args.endpoints}: tracker_store is not channels.tracker_store.PrivateSQLTrackerStore "
-              f"(found {config.type if config else None!r}); nothing purged", file=sys.stderr)
+    try:
+        store = open_from_endpoints(args.endpoints)
+    except NotOurStore as error:
+        print(f"{error}; nothing purged", file=sys.stderr)
         return 2
-    store = store_class(host=config.url, purge_in_background=False, **config.kwargs)
     try:
         result = store.purge()
     finally:

@@ -23,10 +23,7 @@ from collections import Counter
 from typing import List, Optional, Tuple
 
 import yaml
-from rasa.shared.utils.common import class_from_module_path
-from rasa.utils.endpoints import read_endpoint_config
-
-from channels.tracker_store import PrivateSQLTrackerStore
+from channels.tracker_store import NotOurStore, PrivateSQLTrackerStore, open_from_endpoints
 from core import defaults
 from core.formats import CHINA_TZ
 from core.private_files import private_file
@@ -118,13 +115,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    config = read_endpoint_config(str(args.endpoints), endpoint_type="tracker_store")
-    store_class = class_from_module_path(config.type) if config and config.type and "." in config.type else None
-    if store_class is None or not issubclass(store_class, PrivateSQLTrackerStore):
-        print(f"{args.endpoints}: tracker_store is not channels.tracker_store.PrivateSQLTrackerStore "
-              f"(found {config.type if config else None!r}); no report", file=sys.stderr)
+    try:
+        store = open_from_endpoints(args.endpoints)
+    except NotOurStore as error:
+        print(f"{error}; no report", file=sys.stderr)
         return 2
-    store = store_class(host=config.url, purge_in_background=False, **config.kwargs)
     try:
         rows, conversations = read_rows(store, since, until)
     finally:

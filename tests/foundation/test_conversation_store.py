@@ -9,6 +9,7 @@ lookup; tests/progress/test_progress_at_rest.py does the same through the runnin
 JSON, decoded (tests/stored_conversations.py).
 """
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -30,9 +31,7 @@ from channels.tracker_store import PLACEHOLDER, PrivateSQLTrackerStore, redact_e
 from core.private_files import private_sqlite_file
 from tests.conftest import ROOT
 from tests.stored_conversations import still_stored, stored_texts
-from tests.support import skip_or_fail
-
-PG_BASE = os.environ.get("PROGRESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.support import postgres_schema
 
 NUMBER, SUFFIX = "NC2025000104", "1357"
 DISEASE, NOTE, NAME = "尿毒症透析", "请补充近半年的完整病历和加盖医院公章的诊断证明书", "王*"
@@ -46,37 +45,18 @@ def domain():
     return Domain.load(str(ROOT / "domain"))
 
 
-def _pg_url(schema: str) -> str:
-    return f"{PG_BASE}?options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def make_store(request, tmp_path, domain):
     """Builds stores on one database (a fresh SQLite file or PostgreSQL schema)."""
     stores = []
     settings = ConversationStoreSettings(retention_days=30, abandoned_lookup_minutes=60,
                                          purge_interval_minutes=0)
+    cleanup = contextlib.ExitStack()
     if request.param == "sqlite":
         path = tmp_path / ".state" / "rasa-tracker.db"
         options = {"dialect": "sqlite", "db": str(path)}
-        cleanup = None
     else:
-        admin = sa.create_engine(PG_BASE, future=True)
-        try:
-            with admin.connect() as connection:
-                connection.execute(sa.text("select 1"))
-        except Exception as error:  # noqa: BLE001 - any failure means: no PostgreSQL here
-            admin.dispose()
-            skip_or_fail(f"PostgreSQL not reachable at {PG_BASE}: {type(error).__name__}")
-        schema = f"tracker_test_{uuid.uuid4().hex[:12]}"
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'create schema "{schema}"'))
-        options = {"dialect": "postgresql", "host": _pg_url(schema)}
-
-        def cleanup():
-            with admin.begin() as connection:
-                connection.execute(sa.text(f'drop schema if exists "{schema}" cascade'))
-            admin.dispose()
+        options = {"dialect": "postgresql", "host": cleanup.enter_context(postgres_schema("tracker_test"))}
 
     def make(**overrides):
         store = PrivateSQLTrackerStore(domain=domain, settings=overrides.pop("settings", settings),
@@ -88,8 +68,7 @@ def make_store(request, tmp_path, domain):
     yield make
     for store in stores:
         store.close()
-    if cleanup:
-        cleanup()
+    cleanup.close()
 
 
 def run(coroutine):

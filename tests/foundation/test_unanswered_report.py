@@ -6,6 +6,7 @@ on PostgreSQL (written through PrivateSQLTrackerStore as Rasa does, read by the 
 one test through the running stack (REST, then the command on that stack's tracker DB).
 """
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -15,7 +16,6 @@ import time
 import uuid
 
 import pytest
-import sqlalchemy as sa
 import yaml
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
@@ -30,10 +30,9 @@ from core.unanswered import (
     candidates_document, conversation_ref, csv_record, mask_report_text, unanswered_rows,
 )
 from tests.conftest import ROOT
-from tests.support import skip_or_fail
+from tests.support import postgres_schema
 from tools import report_unanswered
 
-PG_BASE = os.environ.get("PROGRESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 OPENID = "oABCD1234efgh5678ijkl9012mnop"  # looks like a WeChat OpenID
 ID_NUMBER, SUFFIX, APPLICATION = "511302199001011234", "1357", "NC2025000104"
 GUESSES = [("nlu_fallback", 0.55), ("ask_materials", 0.41), ("ask_channel", 0.22),
@@ -262,36 +261,19 @@ def domain():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_endpoints(request, tmp_path):
     """(an endpoints file naming the store, the options to open it in the test)."""
-    if request.param == "sqlite":
-        path = tmp_path / ".state" / "rasa-tracker.db"
-        options = {"dialect": "sqlite", "db": str(path)}
-        text = f"  dialect: sqlite\n  db: {path}\n"
-        cleanup = None
-    else:
-        admin = sa.create_engine(PG_BASE, future=True)
-        try:
-            with admin.connect() as connection:
-                connection.execute(sa.text("select 1"))
-        except Exception as error:  # noqa: BLE001 - any failure means: no PostgreSQL here
-            admin.dispose()
-            skip_or_fail(f"PostgreSQL not reachable at {PG_BASE}: {type(error).__name__}")
-        schema = f"report_test_{uuid.uuid4().hex[:12]}"
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'create schema "{schema}"'))
-        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-        options = {"dialect": "postgresql", "host": url}
-        text = f"  dialect: postgresql\n  url: \"{url}\"\n"
-
-        def cleanup():
-            with admin.begin() as connection:
-                connection.execute(sa.text(f'drop schema if exists "{schema}" cascade'))
-            admin.dispose()
-    endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text("tracker_store:\n  type: channels.tracker_store.PrivateSQLTrackerStore\n" + text,
-                         encoding="utf-8")
-    yield endpoints, options
-    if cleanup:
-        cleanup()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            path = tmp_path / ".state" / "rasa-tracker.db"
+            options = {"dialect": "sqlite", "db": str(path)}
+            text = f"  dialect: sqlite\n  db: {path}\n"
+        else:
+            url = stack.enter_context(postgres_schema("report_test"))
+            options = {"dialect": "postgresql", "host": url}
+            text = f"  dialect: postgresql\n  url: \"{url}\"\n"
+        endpoints = tmp_path / "endpoints.yml"
+        endpoints.write_text("tracker_store:\n  type: channels.tracker_store.PrivateSQLTrackerStore\n" + text,
+                             encoding="utf-8")
+        yield endpoints, options
 
 
 def turn(store, sender, events, domain):

@@ -15,14 +15,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-import uuid
 
-import sqlalchemy as sa
-
-from tests.support import IN_CI, skip_or_fail  # noqa: F401 (IN_CI for the progress tests)
+from tests.support import postgres_schema
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PG_BASE = os.environ.get("PROGRESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 EXAMPLE_CSV = ROOT / "progress_service" / "example_export.csv"
 CSV_HEADER = ("application_no,id_last4,applicant_name,disease,channel,submitted_at,status,"
               "status_updated_at,note,valid_from,valid_until")
@@ -40,22 +36,8 @@ def database(kind: str, directory: pathlib.Path):
     if kind == "sqlite":
         yield f"sqlite:///{directory / 'progress.db'}"
         return
-    admin = sa.create_engine(PG_BASE, future=True)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means: no PostgreSQL here
-        admin.dispose()
-        skip_or_fail(f"PostgreSQL not reachable at {PG_BASE}: {type(error).__name__}")
-    schema = f"progress_test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'drop schema if exists "{schema}" cascade'))
-        admin.dispose()
+    with postgres_schema("progress_test") as url:
+        yield url
 
 
 def new_secrets() -> dict:
