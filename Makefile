@@ -24,16 +24,19 @@ TRAIN_INPUTS := config.yml tools/build_nlu.py knowledge/diseases.yml knowledge/r
 	knowledge/contacts.yml $(TRAIN_CODE) \
 	$(shell find domain data assistant/nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path '*/generated/*' 2>/dev/null)
 
-.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile lock audit purge-conversations report-unanswered
+.PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile lock audit purge-conversations report-unanswered run-cluster nginx bench-cluster test-hostile
 
 help:
 	@echo "make run    - install if needed, train if stale, start the assistant (Ctrl-C stops it)"
+	@echo "make run-cluster - the production topology: nginx, 2 Rasa (PostgreSQL + Redis), 2 action servers, progress, web (docs/deploy.md)"
 	@echo "make test   - everything CI runs: data validation, training, conversation tests, pytest"
 	@echo "make install / make train / make validate / make clean"
 	@echo "make agent-add USER=<name> PASSWORD=<password> - hotline-agent account for the console at /agent"
 	@echo "make validate-knowledge - check knowledge/*.yml (schema, sources, aliases, answers)"
 	@echo "make bench-nlu  - NLU benchmark on both held-out sets: ours, Rasa default, TF-IDF+LogReg, nearest neighbour; fallback calibration"
 	@echo "make bench      - turn cost: our stack vs a bare Rasa anchor, 1/8/32 clients (about 25 minutes)"
+	@echo "make bench-cluster - one vs two Rasa processes behind nginx, 1/8/32 clients (about 5 minutes)"
+	@echo "make test-hostile [HOSTILE_EXAMPLES=2000] - hostile inputs over every channel, long form (docs/security.md)"
 	@echo "make profile    - 20 s sampling profile of the Rasa process under 8 clients (py-spy)"
 	@echo "make lock / make audit - regenerate the hashed lock files / audit them (docs/maintenance.md)"
 	@echo "make purge-conversations - apply conversation retention once (for cron; docs/security.md)"
@@ -61,7 +64,7 @@ $(VENV)/.installed-dev: requirements-dev.lock $(VENV)/.installed-runtime
 
 install: $(VENV)/.installed-runtime
 
-install-dev: install $(VENV)/.installed-dev chromium
+install-dev: install $(VENV)/.installed-dev chromium nginx
 
 # Debian's Chromium for the browser tests (tests/web). Playwright drives this binary;
 # `playwright install` is never used (it downloads a browser build). CJK font for screenshots.
@@ -74,6 +77,20 @@ chromium:
 	else \
 	  echo "NOTE: the browser tests need Debian's chromium at $(CHROMIUM) and will be skipped:"; \
 	  echo "      run 'sudo apt-get install chromium fonts-wqy-microhei' (or pass CHROMIUM=/path/to/chromium)"; \
+	fi
+
+# Debian's nginx for `make run-cluster` and tests/cluster. Only the binary is used: the cluster
+# runs its own unprivileged nginx (config, pid and logs under the cluster's state folder, high
+# ports; workers as nobody when started by root), never the system service.
+NGINX ?= /usr/sbin/nginx
+nginx:
+	@if [ -x "$(NGINX)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian's nginx for make run-cluster and tests/cluster"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx; \
+	else \
+	  echo "NOTE: make run-cluster and tests/cluster need Debian's nginx at $(NGINX) (the cluster"; \
+	  echo "      tests will be skipped): run 'sudo apt-get install nginx' (or pass NGINX=/path/to/nginx)"; \
 	fi
 
 # --- dependencies: lock and audit (docs/maintenance.md) -----------------------------
@@ -147,6 +164,13 @@ train: $(MODEL)
 # --- use -------------------------------------------------------------------------
 run: install $(MODEL)
 	@exec $(PY) -m tools.stack
+
+# The tested production topology (docs/deploy.md): nginx on CLUSTER_PORT (8000) in front of two
+# Rasa processes on the PostgreSQL tracker store and Redis lock store (deploy/endpoints.production.yml,
+# DB_* and REDIS_* default to 127.0.0.1), two action servers, the progress stand-in and the web app.
+# Ctrl-C stops all of them.
+run-cluster: install nginx $(MODEL)
+	@exec $(PY) -m tools.cluster
 
 # Load the agency's CSV export into the progress service's database (docs/progress.md).
 # The whole file is rejected if any row is invalid. Uses PROGRESS_DATABASE_URL and
@@ -227,6 +251,13 @@ BENCH_ARGS ?= --train
 bench: install-dev generate $(MODEL)
 	$(PY) -m bench.turns $(BENCH_ARGS)
 
+# One vs two Rasa processes behind the cluster's nginx (bench/cluster.py), same run, on this
+# machine's PostgreSQL and Redis; writes its section of docs/performance.md.
+# BENCH_CLUSTER_ARGS="--levels 32" for a shorter run.
+BENCH_CLUSTER_ARGS ?=
+bench-cluster: install-dev nginx $(MODEL)
+	$(PY) -m bench.cluster $(BENCH_CLUSTER_ARGS)
+
 # Where the Rasa process spends its time under load: py-spy samples it for PROFILE_SECONDS
 # while 8 clients talk to the stack; writes .state/bench/profile.txt (docs/performance.md).
 PROFILE_SECONDS ?= 20
@@ -243,6 +274,12 @@ test-conversations: $(MODEL)
 TEST_WORKERS ?= 2
 test-python: install-dev $(MODEL)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup tests
+
+# The hostile-input suite alone, long form (docs/security.md "Hostile-input suite"): one stack,
+# HOSTILE_EXAMPLES generated inputs per channel (make test runs it with 500).
+HOSTILE_EXAMPLES ?= 2000
+test-hostile: install-dev $(MODEL)
+	HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(PY) -m pytest -s -p no:cacheprovider tests/foundation/test_hostile_inputs.py
 
 clean:
 	rm -rf $(STATE) data/nlu/generated .rasa

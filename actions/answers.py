@@ -97,5 +97,6 @@ class ActionAnswerTopic(Action):
         handover = match.topic in HANDOVER_TOPICS
         if handover:
             answer = with_conversation_code(answer, tracker, self.codes)
-        send(dispatcher, tracker, answer, handover=handover)
+        # a knowledge answer may be rated (👍/👎, core/feedback.py); the way to a person is not
+        send(dispatcher, tracker, answer, handover=handover, feedback=not handover)
         return events

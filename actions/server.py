@@ -24,6 +24,8 @@ from rasa_sdk.endpoint import create_app
 from rasa_sdk.plugin import plugin_manager
 from sanic import response
 
+from core import log_privacy
+
 logger = logging.getLogger(__name__)
 
 TOKEN_VARIABLE = "ACTION_SERVER_TOKEN"
@@ -71,6 +73,7 @@ def main(argv=None) -> int:
         print(f"actions.server: {TOKEN_VARIABLE} is not set; refusing to start an "
               "unauthenticated action server", file=sys.stderr)
         return 2
+    log_privacy.install()
     logging.getLogger("matplotlib").setLevel(logging.WARN)
     utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
     utils.update_sanic_log_level()

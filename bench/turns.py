@@ -81,10 +81,16 @@ class Level:
 
 
 class Target:
-    """A running Rasa server reached on its REST channel."""
+    """A running Rasa server reached on its REST channel (or, `path` the web channel's
+    /webhooks/web/webhook, on the widget's channel: bench/cluster.py, through nginx)."""
 
-    def __init__(self, name: str, port: int):
-        self.name, self.port = name, port
+    def __init__(self, name: str, port: int, path: str = "/webhooks/rest/webhook"):
+        self.name, self.port, self.path = name, port, path
+
+    def new_sender(self, client: int) -> str:
+        if self.path == "/webhooks/web/webhook":  # the widget's form: web-<hex uuid>
+            return f"web-{uuid.uuid4().hex}"
+        return f"bench-{client}-{uuid.uuid4().hex[:10]}"
 
     def conversation(self, client: int, count: int, errors: list, latencies: list) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -92,11 +98,11 @@ class Target:
         for turn in range(count):
             step = turn % len(CONVERSATION)
             if step == 0:
-                sender = f"bench-{client}-{uuid.uuid4().hex[:10]}"
+                sender = self.new_sender(client)
             body = json.dumps({"sender": sender, "message": CONVERSATION[step]}).encode()
             started = time.perf_counter()
             try:
-                connection.request("POST", "/webhooks/rest/webhook", body,
+                connection.request("POST", self.path, body,
                                    {"Content-Type": "application/json"})
                 response = connection.getresponse()
                 payload = response.read()
@@ -211,10 +217,10 @@ def timed_start(stack: Stack) -> float:
 def check_conversation(target: Target) -> List[str]:
     """One conversation, sequentially; the replies, so a broken flow shows in the report."""
     connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
-    sender = f"bench-check-{uuid.uuid4().hex[:8]}"
+    sender = target.new_sender(0)
     replies = []
     for text in CONVERSATION:
-        connection.request("POST", "/webhooks/rest/webhook",
+        connection.request("POST", target.path,
                            json.dumps({"sender": sender, "message": text}).encode(),
                            {"Content-Type": "application/json"})
         messages = json.loads(connection.getresponse().read() or b"[]")

@@ -16,7 +16,7 @@ from rasa.core.channels.channel import UserMessage
 from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 
-from core.inbound import OfferedPayloads, incoming_text
+from core.inbound import OfferedPayloads, incoming_text, offered_in_events
 from core.privacy import client_reference
 
 logger = logging.getLogger(__name__)
@@ -80,12 +80,34 @@ def server_metadata(kind: str, value: str) -> Dict[str, Any]:
     return {"client": client_reference(kind, value)}
 
 
+async def offered_to(conversation: str, sender_id: str, text: Any, request: Optional[Request]) -> frozenset:
+    """The payloads this conversation may send now: remembered by this process, or, for a
+    "/…" text it does not know, the buttons the shared tracker store says the bot sent
+    last (another replica answered the turn before: nginx spreads a conversation's turns)."""
+    local = OFFERED.offered(conversation)
+    if not isinstance(text, str) or not text.strip().startswith("/") or text.strip() in local:
+        return local
+    agent = getattr(getattr(getattr(request, "app", None), "ctx", None), "agent", None)
+    store = getattr(agent, "tracker_store", None)
+    if store is None:
+        return local
+    try:
+        tracker = await store.retrieve(sender_id)
+    except Exception:  # noqa: BLE001 - without the store the text is typed text, as before
+        logger.exception("offered buttons: the tracker store could not be read")
+        return local
+    if tracker is None:
+        return local
+    return local | offered_in_events(event.as_dict() for event in tracker.events)
+
+
 async def handle(on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                 message: UserMessage, metadata: Dict[str, Any]) -> Any:
+                 message: UserMessage, metadata: Dict[str, Any], request: Optional[Request] = None) -> Any:
     """Runs one message through the bot: the text as typed_text (or an offered payload),
     the server's metadata only; remembers the buttons the bot answers with."""
     conversation = f"{message.input_channel}:{message.sender_id}"
-    message.text = incoming_text(message.text, OFFERED.offered(conversation))
+    offered = await offered_to(conversation, message.sender_id, message.text, request)
+    message.text = incoming_text(message.text, offered)
     message.metadata = metadata
     offered: List[str] = []
     output = message.output_channel

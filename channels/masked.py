@@ -85,7 +85,7 @@ class MaskedRestInput(RestInput):
             metadata = self.get_metadata(request)
 
             async def on_message(message: UserMessage) -> Any:
-                return await handle(on_new_message, message, metadata)
+                return await handle(on_new_message, message, metadata, request)
 
             if request.args.get("stream", "").lower() == "true":  # Rasa's streaming option
                 return response.stream(
@@ -121,10 +121,11 @@ class MaskedSocketIOInput(SocketIOInput):
             else:
                 sender_id = sid
             environ = sio.get_environ(sid, namespace=self.namespace) or {}
-            metadata = server_metadata("ip", client_address(environ.get("sanic.request")))
+            request = environ.get("sanic.request")
+            metadata = server_metadata("ip", client_address(request))
             message = UserMessage(data.get("message", ""), SocketIOOutput(sio, self.bot_message_evt),
                                   sender_id, input_channel=self.name(), metadata=metadata)
-            await handle(on_new_message, message, metadata)
+            await handle(on_new_message, message, metadata, request)
 
         sio.on(self.user_message_evt, handle_message, namespace=self.namespace)
         return webhook

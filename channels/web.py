@@ -15,13 +15,20 @@ Same request and reply as Rasa's REST channel ({"sender", "message"} in, a list 
 - the client's `metadata` is dropped: the message carries only the server's (who is
   asking, as a hash of the client address).
 
+Feedback (issue 19, core/feedback.py, docs/web.md "Feedback"): a knowledge answer's last
+message carries `"feedback": {...}` with the rating's wording (knowledge/channel_texts.yml
+feedback_*), and POST /webhooks/web/feedback {"sender", "rating": "positive"|"negative",
+"reason"?} records the visitor's 👍/👎 on the conversation's latest answer as one event in
+the tracker store (channels/feedback.py), without running the bot: 200 {"status":
+"recorded"}, 409 {"error": why not} (nothing to rate, already rated, session expired).
+
 Enabled in credentials.yml with `channels.web.WebInput:`. No sanic app of the web
 console is imported here: Rasa loads this module in its own process.
 """
 import json
 import logging
 import re
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -29,7 +36,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels.inbound import OFFERED, client_address, handle, read_body, server_metadata
+from assistant.content import texts
+from channels.feedback import RECORDED, record_rating
+from channels.inbound import OFFERED, client_address, handle, offered_to, read_body, server_metadata
+from core.feedback import MAX_REASON_CHARS, OFFER, OFFER_KEY, RATINGS, reason_text
 from core.inbound import MAX_TEXT_CHARS, incoming_text
 
 logger = logging.getLogger(__name__)
@@ -39,15 +49,47 @@ SENDER_PATTERN = re.compile(r"^(?:web-[0-9a-f-]{8,64}|agent-console-[0-9a-f]{16}
 MAX_MESSAGE_CHARS = MAX_TEXT_CHARS
 
 
+# The widget's wording of a rating, knowledge/channel_texts.yml feedback_<key>.
+RATING_TEXTS = ("ask", "up", "down", "thanks", "reason_ask", "reason_other", "reason_send",
+                "reason_done")
+RATING_REASONS = ("reason_unanswered", "reason_unclear", "reason_wrong")
+
+
+def rating_wording() -> Dict[str, Any]:
+    """What the widget shows for a rating: every text from knowledge/, none in widget.js."""
+    wording = texts("channel_texts")
+    shown: Dict[str, Any] = {key: wording.render(f"feedback_{key}") for key in RATING_TEXTS}
+    shown["reasons"] = [wording.render(f"feedback_{key}") for key in RATING_REASONS]
+    shown["max_reason_chars"] = MAX_REASON_CHARS
+    return shown
+
+
 class WebOutputChannel(CollectingOutputChannel):
-    """Collects replies; its name lets responses carry `channel: web` variations."""
+    """Collects replies; its name lets responses carry `channel: web` variations. A message
+    the action marked as rateable ({"feedback": "offer"}, core/feedback.py) gets the
+    rating's wording under `feedback`; the widget draws 👍/👎 under it."""
 
     @classmethod
     def name(cls) -> Text:
         return "web"
 
+    def _mark(self, before: int, kwargs: Dict[str, Any]) -> None:
+        if kwargs.get(OFFER_KEY) == OFFER and len(self.messages) > before:
+            self.messages[-1]["feedback"] = rating_wording()
 
-def parse_request(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        before = len(self.messages)
+        await super().send_text_message(recipient_id, text, **kwargs)
+        self._mark(before, kwargs)
+
+    async def send_text_with_buttons(self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]],
+                                     **kwargs: Any) -> None:
+        before = len(self.messages)
+        await super().send_text_with_buttons(recipient_id, text, buttons, **kwargs)
+        self._mark(before, kwargs)
+
+
+def parse_request(body: Any, offered: Optional[frozenset] = None) -> (Optional[Dict[str, Any]], Optional[str]):
     """Returns ({"sender", "message", "metadata"}, None) or (None, reason). The message is
     as it may reach Rasa (core.inbound.incoming_text: a button this conversation was
     offered, or typed text masked before the cut, so a cut never leaves 17 unmasked digits
@@ -59,8 +101,27 @@ def parse_request(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
         return None, "sender must be a widget session id (web-<hex uuid>)"
     if not isinstance(message, str) or not message.strip():
         return None, "message must be a non-empty string"
-    offered = OFFERED.offered(f"{WebInput.name()}:{sender}")
+    if offered is None:
+        offered = OFFERED.offered(f"{WebInput.name()}:{sender}")
     return {"sender": sender, "message": incoming_text(message, offered), "metadata": None}, None
+
+
+def parse_feedback(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
+    """Returns ({"sender", "rating", "reason"}, None) or (None, reason). The reason is
+    typed text (core.feedback.reason_text: masked, at most MAX_REASON_CHARS), only for a 👎."""
+    if not isinstance(body, dict):
+        return None, "body must be a JSON object"
+    sender, rating, reason = body.get("sender"), body.get("rating"), body.get("reason", "")
+    if not isinstance(sender, str) or not SENDER_PATTERN.match(sender) or sender.startswith("agent-console-"):
+        return None, "sender must be a widget session id (web-<hex uuid>)"
+    if rating not in RATINGS:
+        return None, "rating must be positive or negative"
+    if reason is None:
+        reason = ""
+    if not isinstance(reason, str):
+        return None, "reason must be a string"
+    reason = reason_text(reason) if rating == "negative" else ""
+    return {"sender": sender, "rating": rating, "reason": reason}, None
 
 
 class WebInput(RestInput):
@@ -84,7 +145,13 @@ class WebInput(RestInput):
                 body = json.loads(data)
             except (ValueError, RecursionError):  # invalid JSON, undecodable bytes, absurd nesting
                 body = None
-            parsed, reason = parse_request(body)
+            offered = None
+            if isinstance(body, dict) and isinstance(body.get("sender"), str) \
+                    and SENDER_PATTERN.match(body["sender"]):
+                # a tapped button the other replica offered: known from the tracker store
+                offered = await offered_to(f"{self.name()}:{body['sender']}", body["sender"],
+                                           body.get("message"), request)
+            parsed, reason = parse_request(body, offered)
             if parsed is None:
                 return response.json({"error": reason}, status=400)
             collector = WebOutputChannel()
@@ -94,10 +161,36 @@ class WebInput(RestInput):
                 await handle(on_new_message, UserMessage(
                     parsed["message"], collector, parsed["sender"],
                     input_channel=self.name(), metadata=metadata,
-                ), metadata)
+                ), metadata, request)
             except Exception:  # the widget shows its own fallback with 12393
                 logger.exception("web channel: message handling failed")
                 return response.json({"error": "message handling failed"}, status=503)
             return response.json(collector.messages)
+
+        @web_webhook.route("/feedback", methods=["POST"], stream=True)
+        async def feedback(request: Request) -> HTTPResponse:
+            data = await read_body(request)
+            if data is None:
+                return response.json({"error": "body too large"}, status=413)
+            try:
+                body = json.loads(data)
+            except (ValueError, RecursionError):
+                body = None
+            parsed, reason = parse_feedback(body)
+            if parsed is None:
+                return response.json({"error": reason}, status=400)
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None or getattr(agent, "tracker_store", None) is None:
+                return response.json({"error": "not ready"}, status=503)
+            try:
+                outcome = await record_rating(
+                    agent, parsed["sender"], self.name(), parsed["rating"], parsed["reason"],
+                    server_metadata("ip", client_address(request)))
+            except Exception:  # the widget has said thanks already; nothing else to do
+                logger.exception("web channel: feedback could not be stored")
+                return response.json({"error": "feedback not stored"}, status=503)
+            if outcome != RECORDED:
+                return response.json({"error": outcome}, status=409)
+            return response.json({"status": outcome})
 
         return web_webhook

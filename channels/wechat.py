@@ -13,6 +13,12 @@ credentials.yml (written by tools/stack.py when WECHAT_TOKEN is set):
       ...
 
 Webhook: GET/POST /webhooks/wechat/webhook.
+
+Feedback (issue 19, docs/wechat.md "Feedback"): after a knowledge answer the bot adds
+"这个回答有帮助吗？" with two numbered lines (actions/reply.py, at most once per session).
+A tapped (or typed) number that picks one of them never reaches the bot: the rating is
+appended to the conversation in the tracker store (channels/feedback.py) and the reply is
+knowledge/channel_texts.yml feedback_thanks. The answer's own numbered lines stay valid.
 """
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
@@ -23,7 +29,9 @@ from sanic.request import Request
 
 from assistant.contacts import contact_context
 from assistant.content import privacy_notice, texts
+from channels.feedback import record_rating
 from channels.inbound import read_body
+from core.feedback import PAYLOADS
 from wechat_channel.config import WeChatSettings
 from wechat_channel.endpoint import REPLY_KEYS, WeChatEndpoint
 from wechat_channel.menu import Menu, load_menu
@@ -68,13 +76,34 @@ class WeChatInput(InputChannel):
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
         channel_name = self.name()
+        rasa_app: Dict[str, Any] = {}  # the sanic app this blueprint serves (its ctx.agent)
 
         async def run_bot(text: Text, sender_id: Text, metadata: Dict[Text, Any]):
+            if text in PAYLOADS and (metadata.get("wechat") or {}).get("button"):
+                return await rate(text, sender_id, metadata)
             collector = CollectingOutputChannel()
             await on_new_message(UserMessage(
                 text, collector, sender_id, input_channel=channel_name, metadata=metadata,
             ))
             return collector.messages
+
+        async def rate(payload: Text, sender_id: Text, metadata: Dict[Text, Any]):
+            """A numbered "有帮助/没帮助" line: stored as a rating, no bot run; thanks."""
+            app = rasa_app.get("app")
+            agent = getattr(getattr(app, "ctx", None), "agent", None)
+            try:
+                if agent is None or getattr(agent, "tracker_store", None) is None:
+                    raise RuntimeError("no agent")
+                await record_rating(agent, sender_id, channel_name, PAYLOADS[payload],
+                                    metadata={"wechat": dict(metadata.get("wechat") or {})})
+            except Exception:  # noqa: BLE001 - the person is thanked either way
+                logger.exception("wechat: feedback could not be stored")
+            # the answer's own numbered lines stay valid, the rating's two do not
+            offered = await endpoint.state.buttons(sender_id)
+            kept = [button for button in offered if button[1] not in PAYLOADS]
+            if kept and len(kept) < len(offered):
+                await endpoint.state.remember_buttons(sender_id, kept)
+            return [{"text": texts("channel_texts").render("feedback_thanks")}]
 
         endpoint = self.endpoint_factory(self.settings, run_bot, self.replies, menu=self.menu)
         self.endpoint = endpoint
@@ -95,6 +124,7 @@ class WeChatInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request):
+            rasa_app["app"] = request.app
             body = await read_body(request, endpoint.settings.max_body_bytes)
             if body is None:
                 logger.warning("wechat: rejected an oversized body")

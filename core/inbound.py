@@ -13,7 +13,7 @@ import collections
 import re
 import threading
 import time
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from core.privacy import mask_id_card_numbers
 
@@ -35,7 +35,8 @@ def typed_text(text: Optional[str]) -> str:
     stripped = _LEADING_COMMAND.sub("", text)
     if not stripped and text.strip():
         return "?"  # only slashes: nothing to understand, and nothing Rasa may run
-    return mask_id_card_numbers(stripped[:_MASK_WINDOW])[:MAX_TEXT_CHARS].rstrip()
+    # masked again after the cut: cutting a longer digit run (not an ID) can leave one
+    return mask_id_card_numbers(mask_id_card_numbers(stripped[:_MASK_WINDOW])[:MAX_TEXT_CHARS]).rstrip()
 
 
 def incoming_text(text: Optional[str], offered: Iterable[str] = ()) -> str:
@@ -46,11 +47,30 @@ def incoming_text(text: Optional[str], offered: Iterable[str] = ()) -> str:
     return typed_text(text)
 
 
+def offered_in_events(events: Iterable[Mapping[str, Any]]) -> frozenset:
+    """The "/…" payloads of the buttons the bot sent after the conversation's last user
+    message (stored events as dicts): what the person may tap now, as any replica that
+    reads the shared tracker store sees it."""
+    payloads: set = set()
+    for event in events:
+        if event.get("event") == "user":
+            payloads = set()
+        elif event.get("event") == "bot":
+            data = event.get("data") or {}
+            for key in ("buttons", "quick_replies"):
+                for button in data.get(key) or []:
+                    payload = button.get("payload") if isinstance(button, dict) else None
+                    if isinstance(payload, str) and payload.strip().startswith("/"):
+                        payloads.add(payload.strip())
+    return frozenset(payloads)
+
+
 class OfferedPayloads:
     """The button payloads the bot last offered to each conversation: the latest turn's
     buttons, as the widget and WeChat only let the latest set be tapped. Bounded (least
-    recently used conversations are forgotten) and per process, like WeChat's button
-    memory: with several Rasa replicas, keep each conversation on one (docs/wechat.md)."""
+    recently used conversations are forgotten) and per process; with several Rasa replicas a
+    tap that reaches another replica is checked against the shared tracker store instead
+    (channels/inbound.offered_to, offered_in_events)."""
 
     def __init__(self, max_conversations: int = 10000, ttl_seconds: float = 24 * 3600.0,
                  clock: Callable[[], float] = time.monotonic):

@@ -12,8 +12,8 @@ that ended in one of these outcomes:
   decides that with `core.textnorm.has_content` too);
 - `asked_human`: the person asked for a person (intent `ask_human`, answered), typed or
   by the "都不是" button of a clarification;
-- `thumbs_down`: the person rated the bot's answer to the turn with 👎. Feedback is not
-  built yet; the shape it must be written in is FEEDBACK below.
+- `thumbs_down`: the person rated the bot's answer to the turn with 👎 (the widget and
+  WeChat write it in the FEEDBACK shape below: core/feedback.py, channels/feedback.py).
 
 A turn with several (a clarification later rated 👎) is one row, outcomes joined with "+".
 
@@ -52,7 +52,7 @@ THUMBS_DOWN = "thumbs_down"
 OUTCOMES = (CLARIFICATION, HANDOFF, ASKED_HUMAN, THUMBS_DOWN)  # the order in a row
 LEFT = "left"
 
-# The 👎 shape, for the widget and WeChat to write later. A `user` event is a 👎 on the
+# The 👎 shape, as the widget and WeChat write it (core/feedback.py). A `user` event is a 👎 on the
 # previous user turn of its session when either
 #   - its intent is `feedback_negative` (a button payload "/feedback_negative"), or
 #   - the channel put {"feedback": "negative"} into its metadata (server-side, as the
@@ -60,6 +60,7 @@ LEFT = "left"
 # A 👍 is the same with "feedback_positive" / "positive" and is never a row.
 FEEDBACK = {"intent": "feedback_negative", "metadata_key": "feedback", "metadata_value": "negative"}
 FEEDBACK_INTENTS = frozenset({"feedback_negative", "feedback_positive"})
+FEEDBACK_REASON_KEY = "feedback_reason"  # a 👎's reason, in the same metadata (core/feedback.py)
 
 # Digit runs that survive mask_text: 4 or more digits with up to 3 separators between
 # them ("1 3 5 7", "138-1234-5678"). An ID suffix on its own is such a run.
@@ -108,6 +109,7 @@ class Row:
     outcome: str
     next_intent: str  # LEFT when the person did not write again in the session
     next_text: str = ""
+    reason: str = ""  # a 👎's reason (masked), if one was given
 
     @property
     def time(self) -> str:
@@ -120,7 +122,7 @@ class Row:
 
 CSV_COLUMNS = ("time", "conversation", "channel", "outcome", "text",
                "intent_1", "confidence_1", "intent_2", "confidence_2", "intent_3", "confidence_3",
-               "next_intent", "next_text")
+               "next_intent", "next_text", "reason")
 
 
 def csv_record(row: Row) -> List[str]:
@@ -130,7 +132,7 @@ def csv_record(row: Row) -> List[str]:
         name, confidence = row.intents[index] if index < len(row.intents) else ("", None)
         guesses += [name, "" if confidence is None else f"{confidence:.2f}"]
     cells = [row.time, row.conversation, row.channel, row.outcome, row.text, *guesses,
-             row.next_intent, row.next_text]
+             row.next_intent, row.next_text, row.reason]
     return [spreadsheet_safe(cell) for cell in cells]
 
 
@@ -169,6 +171,7 @@ class _Turn:
     session: int
     events: List[Mapping[str, Any]] = field(default_factory=list)
     rated_down: bool = False
+    reason: str = ""  # what the person said was wrong with the answer, after a 👎
 
 
 def _turns(events: Iterable[Mapping[str, Any]]) -> List[_Turn]:
@@ -185,6 +188,9 @@ def _turns(events: Iterable[Mapping[str, Any]]) -> List[_Turn]:
             previous = turns[-1] if turns and turns[-1].session == session else None
             if previous is not None and is_negative_feedback(event):
                 previous.rated_down = True
+                reason = (event.get("metadata") or {}).get(FEEDBACK_REASON_KEY)
+                if isinstance(reason, str) and reason.strip():
+                    previous.reason = reason.strip()
             current = None  # what the bot does after feedback is no outcome of the rated turn
         elif kind == "user":
             current = _Turn(user=event, session=session)
@@ -243,7 +249,8 @@ def unanswered_rows(sender_id: str, events: Sequence[Mapping[str, Any]],
         yield Row(timestamp=timestamp, conversation=reference,
                   channel=str(turn.user.get("input_channel") or ""),
                   text=mask_report_text(turn.user.get("text")), intents=_top_intents(turn.user),
-                  outcome="+".join(kinds), next_intent=next_intent or "", next_text=next_text)
+                  outcome="+".join(kinds), next_intent=next_intent or "", next_text=next_text,
+                  reason=mask_report_text(turn.reason) if turn.reason else "")
 
 
 # --- NLU training candidates -----------------------------------------------------------------

@@ -23,6 +23,7 @@ import yaml
 from sanic import Sanic
 from sanic.response import json as json_response
 
+from core import log_privacy
 from core.agent_tokens import verify_agent_token
 from core.formats import (
     SANE_APPLICATION_NO, normalize_application_no, normalize_id_last4, now_china,
@@ -188,6 +189,7 @@ def create_app(settings: ServiceSettings, name: str = "progress_service",
 
 
 def main() -> int:
+    log_privacy.install()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = ServiceSettings.from_config()
     missing = settings.missing()

@@ -20,6 +20,7 @@ from core.formats import (
     SANE_APPLICATION_NO, STATUS_LABELS, normalize_application_no, normalize_id_last4,
     normalize_status, parse_date, parse_datetime,
 )
+from core.privacy import mask_id_card_numbers
 from progress_service import db
 from progress_service import settings as config
 from progress_service.db import make_engine
@@ -180,13 +181,20 @@ def check_fields(raw: Mapping[str, Optional[str]], require_identity: bool
 
     if errors:
         return None, errors, warnings
+    # free text is shown to the applicant and kept in the history: never a full ID number
+    free = {}
+    for field in ("applicant_name", "disease", "channel", "note"):
+        value = text(field) if raw.get(field) is not None else None
+        if value is not None and mask_id_card_numbers(value) != value:
+            warnings.append(f"{field} 里有身份证号，已只保留后4位")
+            value = mask_id_card_numbers(value)
+        free[field] = value
     record = Record(
         application_no=number, status=status, status_updated_at=updated, id_last4=id_last4,
-        applicant_name=name,
-        disease=text("disease") if "disease" in raw and raw.get("disease") is not None else None,
-        channel=text("channel") if "channel" in raw and raw.get("channel") is not None else None,
+        applicant_name=free["applicant_name"] or None,
+        disease=free["disease"], channel=free["channel"],
         submitted_at=submitted,
-        note=text("note") if "note" in raw and raw.get("note") is not None else None,
+        note=free["note"],
         valid_from=dates["valid_from"], valid_until=dates["valid_until"],
     )
     return record, [], warnings

@@ -264,6 +264,13 @@ def web_service(settings: StackSettings, environ=os.environ, rasa_token: str = "
         or f"{base}:{settings.progress_port}",
         "AGENT_DB": environ.get("AGENT_DB") or str(settings.state_dir / "agents.db"),
     }
+    # Shared console state for several web replicas (docs/web.md): accounts, sessions and
+    # the audit in a database, the sign-in and code throttles in Redis; unset, the SQLite
+    # file above and this process's memory.
+    for name in ("AGENT_DATABASE_URL", "WEB_STATE_REDIS_URL", "WEB_STATE_REDIS_PREFIX",
+                 "AGENT_COOKIE_SECURE"):
+        if environ.get(name):
+            env[name] = environ[name]
     if not environ.get("WIDGET_SERVER_URL"):  # where the visitor's browser reaches Rasa
         env["WIDGET_SERVER_URL"] = f"{base}:{settings.rasa_port}"
     return Service(
@@ -427,7 +434,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run the assistant and its services.")
     parser.parse_args(argv)
     settings = StackSettings.from_env()
-    stack = Stack(build_services(settings))
+    return serve(Stack(build_services(settings)))
+
+
+def serve(stack: Stack) -> int:
+    """Start `stack` in the foreground until Ctrl-C / SIGTERM or a service dies (also
+    `make run-cluster`, tools/cluster.py)."""
 
     def request_stop(signum, _frame):
         stack._log("stack", f"received {signal.Signals(signum).name}, stopping all services")

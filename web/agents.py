@@ -1,12 +1,23 @@
-"""Hotline-agent accounts, console sessions and the console's audit trail (one SQLite file).
+"""Hotline-agent accounts, console sessions and the console's audit trail.
+
+One SQLAlchemy store (Core, as core/conversation_codes.py and the progress service): the
+SQLite file AGENT_DB (.state/agents.db) by default, or any SQLAlchemy URL from
+AGENT_DATABASE_URL — PostgreSQL in production, so that every web replica shares the
+accounts, the sessions and the audit. The tables are the ones the earlier sqlite3 version
+created (same names, columns and types), so an existing AGENT_DB keeps working as it is;
+the additions (an index on audit(username, at) for the lookup limits, the `devices` table)
+are created on start when missing.
 
 Passwords are hashed with scrypt (stdlib `hashlib.scrypt`, N=2^15, r=8, p=3: an OWASP
 recommended setting, 32 MiB per hash). The stored form carries its parameters, so they
 can be raised later without invalidating existing accounts.
 
 Sessions: the browser holds a random token in an HttpOnly cookie; the database keeps
-only its SHA-256, so a copy of the file does not let anyone sign in. A session ends on
-sign-out or after `idle_seconds` without a request. Each session has its own CSRF token.
+only its SHA-256, so a copy of the database does not let anyone sign in. A session ends on
+sign-out, after `idle_seconds` without a request, or `max_seconds` after sign-in whatever
+the activity (absolute lifetime, 8 hours by default). Each session has its own CSRF token.
+A browser that signed in gets a device token too (30 days, its SHA-256 in `devices`): the
+sign-in back-off counts its failures apart, so a stranger's cannot lock the agent out there.
 
 Command line (used by `make agent-add USER=<name> PASSWORD=<password>`):
     python -m web.agents add <name>      # password from $PASSWORD, else asked on a terminal
@@ -22,43 +33,59 @@ import os
 import pathlib
 import re
 import secrets
-import sqlite3
 import sys
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
-from core.private_files import private_sqlite_file
+import sqlalchemy as sa
+
+from core.private_files import private_sqlite_file, sqlite_path
 from web.config import WebConfig
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 3
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
 MIN_PASSWORD_LENGTH = 10
+DEFAULT_MAX_SECONDS = 8 * 3600
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (
-    username      TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    created_at    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY,
-    username   TEXT NOT NULL,
-    csrf_token TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    last_seen  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    at       REAL NOT NULL,
-    username TEXT NOT NULL,
-    kind     TEXT NOT NULL,
-    subject  TEXT NOT NULL,
-    outcome  TEXT NOT NULL
-);
-"""
-
+# The schema the sqlite3 version created, column for column (TEXT, REAL, INTEGER
+# AUTOINCREMENT), so that files it made open unchanged.
+metadata = sa.MetaData()
+agents_table = sa.Table(
+    "agents", metadata,
+    sa.Column("username", sa.Text, primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+sessions_table = sa.Table(
+    "sessions", metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("csrf_token", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+)
+audit_table = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+# added later, created on start when an older database lacks them: the index for the
+# lookup limits, and the browsers an agent signed in from (the sign-in back-off spares them)
+audit_user_time = sa.Index("audit_username_at", audit_table.c.username, audit_table.c.at)
+devices_table = sa.Table(
+    "devices", metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+DEVICE_SECONDS = 30 * 24 * 3600
 
 class AccountError(ValueError):
     """A user name or password that cannot be used; the message is for the operator."""
@@ -116,21 +143,42 @@ def mask(text: str) -> str:
     return text[:2] + "*" * (len(text) - 4) + text[-2:]
 
 
+def database_url(location: Union[str, pathlib.Path]) -> str:
+    """An SQLAlchemy URL for a file path (the AGENT_DB form) or a URL (kept)."""
+    text = str(location)
+    return text if "://" in text else f"sqlite:///{text}"
+
+
 class AgentStore:
-    def __init__(self, path: pathlib.Path, idle_seconds: int = 900, clock=time.time):
-        self.path = pathlib.Path(path)
+    """`location`: an SQLite file path (AGENT_DB) or an SQLAlchemy URL (AGENT_DATABASE_URL).
+    `clock` is injectable for tests."""
+
+    def __init__(self, location: Union[str, pathlib.Path], idle_seconds: int = 900,
+                 clock=time.time, max_seconds: int = DEFAULT_MAX_SECONDS):
+        self.url = database_url(location)
+        self.path = sqlite_path(self.url)
         self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
         self.clock = clock
         self._lock = threading.Lock()
-        # 0600 in a 0700 state folder before SQLite creates it (core/private_files.py)
-        private_sqlite_file(self.path)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        self.sqlite = self.url.startswith("sqlite")
+        if self.path is not None:
+            # 0600 in a 0700 state folder before SQLite creates it (core/private_files.py)
+            private_sqlite_file(self.path)
+        connect_args = {"timeout": 5} if self.sqlite else {}
+        self.engine = sa.create_engine(self.url, future=True, pool_pre_ping=not self.sqlite,
+                                       connect_args=connect_args)
+        if self.sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
+        metadata.create_all(self.engine)
+        audit_user_time.create(self.engine, checkfirst=True)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=5)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def describe(self) -> str:
+        """Where the store is, for the operator (no password)."""
+        return str(self.path) if self.path is not None else sa.engine.make_url(self.url).__repr__()
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     # --- accounts --------------------------------------------------------------------
     def add_agent(self, username: str, password: str, replace: bool = True) -> bool:
@@ -140,32 +188,38 @@ class AgentStore:
         if len(password or "") < MIN_PASSWORD_LENGTH:
             raise AccountError(f"密码至少 {MIN_PASSWORD_LENGTH} 位")
         password_hash = hash_password(password)
-        with self._lock, self._connect() as db:
-            exists = db.execute("SELECT 1 FROM agents WHERE username=?", (username,)).fetchone()
+        agents, sessions = agents_table, sessions_table
+        with self._lock, self.engine.begin() as db:
+            exists = db.execute(sa.select(agents.c.username).where(
+                agents.c.username == username).with_for_update()).first() is not None
             if exists and not replace:
                 raise AccountError("该用户已存在")
-            db.execute(
-                "INSERT OR REPLACE INTO agents(username, password_hash, created_at) VALUES (?,?,?)",
-                (username, password_hash, self.clock()),
-            )
-            if exists:  # a new password ends the sessions opened with the old one
-                db.execute("DELETE FROM sessions WHERE username=?", (username,))
+            if exists:
+                db.execute(agents.update().where(agents.c.username == username).values(
+                    password_hash=password_hash, created_at=self.clock()))
+                # a new password ends the sessions opened with the old one
+                db.execute(sessions.delete().where(sessions.c.username == username))
+            else:
+                db.execute(agents.insert().values(username=username, password_hash=password_hash,
+                                                  created_at=self.clock()))
         return not exists
 
     def remove_agent(self, username: str) -> bool:
-        with self._lock, self._connect() as db:
-            db.execute("DELETE FROM sessions WHERE username=?", (username,))
-            return db.execute("DELETE FROM agents WHERE username=?", (username,)).rowcount > 0
+        agents, sessions = agents_table, sessions_table
+        with self._lock, self.engine.begin() as db:
+            db.execute(sessions.delete().where(sessions.c.username == username))
+            db.execute(devices_table.delete().where(devices_table.c.username == username))
+            return db.execute(agents.delete().where(agents.c.username == username)).rowcount > 0
 
     def list_agents(self) -> List[str]:
-        with self._connect() as db:
-            return [row[0] for row in db.execute("SELECT username FROM agents ORDER BY username")]
+        with self.engine.connect() as db:
+            return [row[0] for row in db.execute(
+                sa.select(agents_table.c.username).order_by(agents_table.c.username))]
 
     def check_password(self, username: str, password: str) -> bool:
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT password_hash FROM agents WHERE username=?", (username or "",)
-            ).fetchone()
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(agents_table.c.password_hash).where(
+                agents_table.c.username == (username or ""))).first()
         if row is None:
             verify_password(password or "", _dummy_hash())
             return False
@@ -176,13 +230,13 @@ class AgentStore:
         """Returns (session token for the cookie, CSRF token for the page)."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = self.clock()
-        with self._lock, self._connect() as db:
-            db.execute("DELETE FROM sessions WHERE last_seen < ?", (now - self.idle_seconds,))
-            db.execute(
-                "INSERT INTO sessions(token_hash, username, csrf_token, created_at, last_seen)"
-                " VALUES (?,?,?,?,?)",
-                (_token_hash(token), username, csrf, now, now),
-            )
+        sessions = sessions_table
+        with self._lock, self.engine.begin() as db:
+            db.execute(sessions.delete().where(sa.or_(
+                sessions.c.last_seen < now - self.idle_seconds,
+                sessions.c.created_at < now - self.max_seconds)))
+            db.execute(sessions.insert().values(token_hash=_token_hash(token), username=username,
+                                                csrf_token=csrf, created_at=now, last_seen=now))
         return token, csrf
 
     def touch_session(self, token: str) -> Optional[Tuple[str, str]]:
@@ -191,45 +245,106 @@ class AgentStore:
             return None
         now = self.clock()
         key = _token_hash(token)
-        with self._lock, self._connect() as db:
+        sessions, agents = sessions_table, agents_table
+        with self._lock, self.engine.begin() as db:
             row = db.execute(
-                "SELECT s.username, s.csrf_token, s.last_seen FROM sessions s"
-                " JOIN agents a ON a.username = s.username WHERE s.token_hash=?",
-                (key,),
-            ).fetchone()
+                sa.select(sessions.c.username, sessions.c.csrf_token, sessions.c.last_seen,
+                          sessions.c.created_at)
+                .select_from(sessions.join(agents, agents.c.username == sessions.c.username))
+                .where(sessions.c.token_hash == key)
+            ).first()
             if row is None:
                 return None
-            if now - row[2] > self.idle_seconds:
-                db.execute("DELETE FROM sessions WHERE token_hash=?", (key,))
+            if now - row.last_seen > self.idle_seconds or now - row.created_at > self.max_seconds:
+                db.execute(sessions.delete().where(sessions.c.token_hash == key))
                 return None
-            db.execute("UPDATE sessions SET last_seen=? WHERE token_hash=?", (now, key))
-        return row[0], row[1]
+            db.execute(sessions.update().where(sessions.c.token_hash == key).values(last_seen=now))
+        return row.username, row.csrf_token
 
     def close_session(self, token: str) -> None:
-        with self._lock, self._connect() as db:
-            db.execute("DELETE FROM sessions WHERE token_hash=?", (_token_hash(token or ""),))
+        with self._lock, self.engine.begin() as db:
+            db.execute(sessions_table.delete().where(
+                sessions_table.c.token_hash == _token_hash(token or "")))
+
+    # --- devices ---------------------------------------------------------------------
+    def remember_device(self, username: str) -> str:
+        """A token for the browser that just signed in as `username` (the device cookie):
+        its failures are counted apart from a stranger's (web/limits.py)."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        devices = devices_table
+        with self._lock, self.engine.begin() as db:
+            db.execute(devices.delete().where(devices.c.created_at < now - DEVICE_SECONDS))
+            db.execute(devices.insert().values(token_hash=_token_hash(token), username=username,
+                                               created_at=now))
+        return token
+
+    def device_user(self, token: str) -> Optional[str]:
+        """The agent whose browser holds this device token, if it is still valid."""
+        if not token:
+            return None
+        devices = devices_table
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(devices.c.username, devices.c.created_at).where(
+                devices.c.token_hash == _token_hash(token))).first()
+        if row is None or row.created_at < self.clock() - DEVICE_SECONDS:
+            return None
+        return row.username
 
     # --- audit -----------------------------------------------------------------------
-    def audit(self, username: str, kind: str, subject: str, outcome: str) -> None:
-        """`subject` must already be masked where it identifies a person or application."""
-        with self._lock, self._connect() as db:
-            db.execute(
-                "INSERT INTO audit(at, username, kind, subject, outcome) VALUES (?,?,?,?,?)",
-                (self.clock(), username, kind, subject, outcome),
-            )
+    def audit(self, username: str, kind: str, subject: str, outcome: str) -> int:
+        """`subject` must already be masked where it identifies a person or application.
+        Returns the row's id."""
+        with self._lock, self.engine.begin() as db:
+            return db.execute(audit_table.insert().values(
+                at=self.clock(), username=username, kind=kind, subject=subject, outcome=outcome,
+            )).inserted_primary_key[0]
+
+    def reserve(self, username: str, kind: str, subject: str,
+                limits: Sequence[Tuple[int, float]]) -> Optional[int]:
+        """Counts this agent's audit rows of `kind` (refused ones aside) within each
+        (limit, window); under every limit: writes the row (outcome `pending`, to be set
+        by `finish`) and returns its id; else writes a `rate_limited` row and returns None.
+        Check and write are one transaction holding the agent's row (FOR UPDATE on
+        PostgreSQL; the write lock on SQLite), so replicas cannot both take the last one."""
+        audit = audit_table
+        now = self.clock()
+        with self._lock, self.engine.begin() as db:
+            db.execute(sa.select(agents_table.c.username).where(
+                agents_table.c.username == username).with_for_update())
+            for limit, window in limits:
+                used = db.execute(sa.select(sa.func.count()).select_from(audit).where(
+                    audit.c.username == username, audit.c.kind == kind,
+                    audit.c.at > now - window, audit.c.outcome != "rate_limited")).scalar_one()
+                if used >= limit:
+                    db.execute(audit.insert().values(at=now, username=username, kind=kind,
+                                                     subject=subject, outcome="rate_limited"))
+                    return None
+            return db.execute(audit.insert().values(
+                at=now, username=username, kind=kind, subject=subject, outcome="pending",
+            )).inserted_primary_key[0]
+
+    def finish(self, row_id: int, subject: str, outcome: str) -> None:
+        with self._lock, self.engine.begin() as db:
+            db.execute(audit_table.update().where(audit_table.c.id == row_id).values(
+                subject=subject, outcome=outcome))
 
     def audit_rows(self, limit: int = 50) -> List[dict]:
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT at, username, kind, subject, outcome FROM audit ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        audit = audit_table
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(audit.c.at, audit.c.username, audit.c.kind, audit.c.subject,
+                                        audit.c.outcome).order_by(audit.c.id.desc()).limit(limit)).fetchall()
         return [dict(zip(("at", "username", "kind", "subject", "outcome"), row)) for row in rows]
 
 
-def default_db_path() -> pathlib.Path:
-    return WebConfig.from_env().agent_db
+def _sqlite_wal(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
+
+def default_location() -> str:
+    return WebConfig.from_env().agent_store_location
 
 def _read_password(username: str) -> str:
     password = os.environ.get("PASSWORD") or os.environ.get("AGENT_PASSWORD") or ""
@@ -245,7 +360,7 @@ def _read_password(username: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m web.agents", description="热线坐席账号管理")
-    parser.add_argument("--db", type=pathlib.Path, default=None, help="默认取 AGENT_DB 或 .state/agents.db")
+    parser.add_argument("--db", type=pathlib.Path, default=None, help="SQLite 文件；默认取 AGENT_DATABASE_URL，否则 AGENT_DB 或 .state/agents.db")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="新建账号或重设密码（密码取自环境变量 PASSWORD）")
     add.add_argument("username")
@@ -254,11 +369,11 @@ def main(argv=None) -> int:
     commands.add_parser("list", help="列出账号")
     args = parser.parse_args(argv)
 
-    store = AgentStore(args.db or default_db_path())
+    store = AgentStore(args.db or default_location())
     try:
         if args.command == "add":
             created = store.add_agent(args.username, _read_password(args.username))
-            print(f"{'已创建' if created else '已重设密码'}：{args.username}（{store.path}）")
+            print(f"{'已创建' if created else '已重设密码'}：{args.username}（{store.describe()}）")
         elif args.command == "remove":
             print("已删除" if store.remove_agent(args.username) else "没有这个账号")
         else:

@@ -14,44 +14,59 @@ Routes
                               200 turns, 404 wrong code, 410 expired, 429 too many wrong codes
   POST /agent/api/logout                                       header X-CSRF-Token (session)
 
+Limits (web/limits.py, docs/security.md): sign-ins are throttled per account name (a
+growing back-off) and per client address (the trusted proxy's, SANIC_REAL_IP_HEADER)
+before any password is hashed, and at most AGENT_HASH_CONCURRENCY hashes run at once;
+wrong conversation codes per agent; application lookups per agent (10 minutes, 24 hours).
+The throttles live in Redis when WEB_STATE_REDIS_URL is set (shared by every replica),
+else in bounded memory; sessions, accounts and the audit in AGENT_DATABASE_URL / AGENT_DB.
+
 Every /agent/api/* answer except login is 401 without a live session. State-changing
 requests need the CSRF token in a header (a cross-site form cannot set headers, and the
 cookies are SameSite=Strict as well). The console page never inserts server or user text
 as HTML, and a Content-Security-Policy forbids inline scripts on top of that.
 """
 import asyncio
+import hashlib
 import html
 import json
 import logging
+import math
 import secrets
-import time
-from collections import defaultdict, deque
-from typing import Deque, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from sanic import Sanic, response
-from sanic.exceptions import MethodNotSupported
+from sanic.exceptions import MethodNotSupported, NotFound
 from sanic.request import Request
 
 from assistant.content import privacy_notice
+from core import log_privacy
 from core.conversation_codes import CodeStore, normalize_typed_code
 from core.privacy import same_secret, sender_reference
 from core.progress_client import ProgressClient
-from web.agents import AgentStore, mask
+from web import limits
+from web.agents import DEVICE_SECONDS, AgentStore, mask
 from web.clients import RasaClient
 from web.config import STATIC_DIR, WebConfig
-from web.console import Console, say
+from web.console import MAX_QUERY_CHARS, Console, say
 
 logger = logging.getLogger("web")
 
 SESSION_COOKIE = "agent_session"
 LOGIN_CSRF_COOKIE = "agent_csrf"
+DEVICE_COOKIE = "agent_device"
 CSRF_HEADER = "X-CSRF-Token"
-LOGIN_MAX_FAILURES = 5
-LOGIN_WINDOW_SECONDS = 900
+# the longest a sign-in waits (the per-account back-off's cap, the per-address window):
+# console_too_many_failures in knowledge/channel_texts.yml names it
+LOGIN_WINDOW_SECONDS = limits.ACCOUNT_MAX_DELAY
 # wrong or expired conversation codes per agent and window before the console refuses (429):
 # with ~729 million codes, guessing one that is valid stays hopeless
 CODE_MAX_FAILURES = 10
 CODE_WINDOW_SECONDS = 900
+# said by the console (knowledge/ holds the other console texts; these name the settings)
+LOOKUP_LIMIT_TEXT = ("按编号查询次数已达上限（每 10 分钟 {per_10_minutes} 次、每 24 小时 {per_day} 次），"
+                     "请稍后再试；确有需要请联系管理员。")
+BUSY_TEXT = "登录的人太多，请稍等几秒再试。"
 
 # path -> (file in web/static, content type); nothing else under web/static is served
 ASSETS = {
@@ -92,46 +107,43 @@ def _json_body(request: Request) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-class LoginThrottle:
-    """At most LOGIN_MAX_FAILURES failed sign-ins per (user name, address) per window
-    (also: wrong conversation codes per agent, with other limits)."""
+def device_id(token: str) -> str:
+    """What the throttle keys a browser by: part of the token's hash, never the token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
-    def __init__(self, clock=time.time, limit: int = LOGIN_MAX_FAILURES,
-                 window: float = LOGIN_WINDOW_SECONDS):
-        self.clock = clock
-        self.limit, self.window = limit, window
-        self.failures: Dict[Tuple[str, str], Deque[float]] = defaultdict(deque)
 
-    def _recent(self, key) -> Deque[float]:
-        entries = self.failures[key]
-        while entries and entries[0] < self.clock() - self.window:
-            entries.popleft()
-        return entries
-
-    def blocked(self, key) -> bool:
-        return len(self._recent(key)) >= self.limit
-
-    def failed(self, key) -> None:
-        self._recent(key).append(self.clock())
-
-    def clear(self, key) -> None:
-        self.failures.pop(key, None)
+def too_many_failures(wait_seconds: float) -> str:
+    """console_too_many_failures, naming the minutes actually left (it says the longest)."""
+    text = say("too_many_failures")
+    minutes = max(1, math.ceil(wait_seconds / 60))
+    return text.replace(f"{LOGIN_WINDOW_SECONDS // 60} 分钟", f"{minutes} 分钟", 1)
 
 
 def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -> Sanic:
     config = config or WebConfig.from_env()
     app = Sanic(name or f"web_{secrets.token_hex(4)}")
     app.config.FALLBACK_ERROR_FORMAT = "json"
-    store = AgentStore(config.agent_db, idle_seconds=config.session_idle_seconds)
+    store = AgentStore(config.agent_store_location, idle_seconds=config.session_idle_seconds,
+                       max_seconds=config.session_max_seconds)
     console = Console(
         RasaClient(config.rasa_url, config.rasa_auth_token, config.outbound_timeout),
         ProgressClient(config.progress_url, config.progress_api_key, config.outbound_timeout),
         agent_secret=config.progress_agent_secret,
     )
-    throttle = LoginThrottle()
-    code_throttle = LoginThrottle(limit=CODE_MAX_FAILURES, window=CODE_WINDOW_SECONDS)
+    counters = limits.counters(config.state_redis_url, config.state_redis_prefix)
+    sign_in = limits.SignInGuard(counters, address_limit=config.signin_address_limit)
+    code_throttle = limits.WindowLimit(counters, "code", CODE_MAX_FAILURES, CODE_WINDOW_SECONDS)
+    hash_gate = limits.HashGate(config.hash_concurrency, config.hash_wait_seconds)
+    lookup_limits = [(config.lookups_per_10_minutes, 600), (config.lookups_per_day, 86400)]
     codes: Dict[str, CodeStore] = {}  # opened on first use: a database down at start is no crash
     app.ctx.store, app.ctx.console, app.ctx.web_config = store, console, config
+    app.ctx.counters, app.ctx.hash_gate = counters, hash_gate
+
+    @app.after_server_stop
+    async def close_state(_app, _loop):
+        if isinstance(counters, limits.RedisCounters):
+            await counters.close()
+        store.close()
 
     def set_cookie(resp, name: str, value: str, http_only: bool, max_age: Optional[int] = None):
         resp.cookies[name] = value
@@ -148,6 +160,12 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
     async def off_loop(function, *args):
         """SQLite calls (sessions, audit, passwords) run in the executor, not on the loop."""
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+    def client_address(request: Request) -> str:
+        try:
+            return request.remote_addr or request.ip or ""
+        except Exception:  # noqa: BLE001 - a malformed forwarding header is just the peer
+            return request.ip or ""
 
     async def session_of(request: Request) -> Optional[Tuple[str, str]]:
         return await off_loop(store.touch_session, request.cookies.get(SESSION_COOKIE, ""))
@@ -213,20 +231,37 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         body = _json_body(request)
         username = str(body.get("username") or "").strip()[:64]
         password = str(body.get("password") or "")[:256]
-        key = (username.lower(), request.remote_addr or request.ip or "")
-        if throttle.blocked(key):
-            return response.json({"error": say("too_many_failures")}, status=429)
-        valid = await off_loop(store.check_password, username, password)
+        # the real client: sanic reads it from the trusted proxy's header when
+        # SANIC_REAL_IP_HEADER / SANIC_PROXIES_COUNT says which (docs/security.md)
+        address = client_address(request)
+        device_token = request.cookies.get(DEVICE_COOKIE, "")
+        device_owner = await off_loop(store.device_user, device_token)
+        # this browser signed in as this account before: its own back-off (a stranger's
+        # failures do not lock the agent out here)
+        device = (device_id(device_token)
+                  if device_owner and device_owner.lower() == username.lower() else "")
+        wait = await sign_in.wait_seconds(username, address, device)
+        if wait > 0:
+            logger.info("agent sign-in throttled for %s", mask(username))
+            return response.json({"error": too_many_failures(wait)}, status=429,
+                                 headers={"Retry-After": str(math.ceil(wait))})
+        ran, valid = await hash_gate.run(lambda: off_loop(store.check_password, username, password))
+        if not ran:
+            logger.warning("agent sign-in refused: %d password hashes already running", hash_gate.concurrency)
+            return response.json({"error": BUSY_TEXT}, status=429, headers={"Retry-After": "5"})
         if not valid:
-            throttle.failed(key)
+            await sign_in.failed(username, address, device)
             logger.info("agent sign-in refused for %s", mask(username))
             return response.json({"error": say("bad_login")}, status=401)
-        throttle.clear(key)
+        await sign_in.succeeded(username, device)
+        if not device:
+            device_token = await off_loop(store.remember_device, username)
         token, csrf = await off_loop(store.open_session, username)
         logger.info("agent %s signed in", username)
         resp = response.json({"user": username, "csrf": csrf,
                               "idle_seconds": config.session_idle_seconds})
         set_cookie(resp, SESSION_COOKIE, token, http_only=True)
+        set_cookie(resp, DEVICE_COOKIE, device_token, http_only=True, max_age=DEVICE_SECONDS)
         return resp
 
     @app.get("/agent/api/me")
@@ -247,6 +282,15 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         user = session[0]
         audit_rows = []
         query = str(_json_body(request).get("q") or "")
+        number = console.looks_like_application_no(query.strip()[:MAX_QUERY_CHARS])
+        reserved = None
+        if number:  # a progress lookup: counted per agent before it runs (shared, audited)
+            reserved = await off_loop(store.reserve, user, "application", mask(number), lookup_limits)
+            if reserved is None:
+                logger.warning("agent %s reached the lookup limit", user)
+                return response.json({"error": LOOKUP_LIMIT_TEXT.format(
+                    per_10_minutes=config.lookups_per_10_minutes, per_day=config.lookups_per_day)},
+                    status=429)
         try:
             answer = await console.search(
                 user, query, audit=lambda kind, subject, outcome: audit_rows.append((kind, subject, outcome))
@@ -256,7 +300,13 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
             answer = {"kind": "unavailable", "query": query[:500],
                       "message": say("search_failed")}
         for kind, subject, outcome in audit_rows:
-            await off_loop(store.audit, user, kind, subject, outcome)
+            if reserved is not None and kind == "application":
+                await off_loop(store.finish, reserved, subject, outcome)
+                reserved = None
+            else:
+                await off_loop(store.audit, user, kind, subject, outcome)
+        if reserved is not None:  # the lookup failed before it could be audited
+            await off_loop(store.finish, reserved, mask(number), "unavailable")
         answer.pop("outcome", None)
         return response.json(answer)
 
@@ -275,12 +325,12 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         if not csrf_ok(request, session[1]):
             return response.json({"error": say("bad_csrf")}, status=403)
         user = session[0]
-        key = (user, "")
+        key = user
         code = normalize_typed_code(_json_body(request).get("code"))
         # the audit names the code by its first 2 characters only: enough to tell two
         # attempts apart, useless for finding the conversation again
         subject = f"{code[:2]}****" if code else ""
-        if code_throttle.blocked(key):
+        if await code_throttle.blocked(key):
             await off_loop(store.audit, user, "conversation", subject, "rate_limited")
             return response.json({"error": say("code_too_many")}, status=429)
         found, valid = (None, False)
@@ -294,7 +344,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
                                       "message": say("code_prefix") + say("unavailable")})
         if not valid:
             outcome = "expired" if found else "wrong_code"
-            code_throttle.failed(key)
+            await code_throttle.failed(key)
             await off_loop(store.audit, user, "conversation", subject, outcome)
             logger.info("agent %s conversation code refused: %s", user, outcome)
             return response.json({"error": say("code_expired" if found else "code_wrong")},
@@ -338,6 +388,12 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
             return unauthorized()
         return response.json({"error": "method not allowed"}, status=405)
 
+    @app.exception(NotFound)
+    async def not_found(_request: Request, _exception):
+        # answered here, not by sanic's error page: its format negotiation fails with 500 on
+        # a malformed Accept header ("a/b/c"; found by the hostile-input suite)
+        return response.json({"error": "not found"}, status=404)
+
     @app.on_response
     async def security_headers(request: Request, resp):
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -351,6 +407,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
 
 def main() -> None:
+    log_privacy.install()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)

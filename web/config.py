@@ -4,18 +4,45 @@ All values come from environment variables; defaults are what `make run` uses.
 Tests build a `WebConfig` directly with loopback URLs and temporary files.
 """
 import dataclasses
+import ipaddress
 import logging
 import os
 import pathlib
-from typing import Mapping
+import urllib.parse
+from typing import Mapping, Optional
 
 from core import conversation_codes, defaults, retention
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "static"
 
 
-def _flag(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+def _optional_flag(value: Optional[str]) -> Optional[bool]:
+    """1/true/yes/on, 0/false/no/off; None (decide from the other settings) for
+    anything else, `auto` and unset included."""
+    text = (value or "").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    host = (host or "").strip().strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_development(host: str, public_url: str) -> bool:
+    """Served on loopback over plain HTTP only: WEB_HOST is a loopback address and the
+    public URL is http:// on a loopback name (make run). Anything else may be reached
+    from elsewhere, where the cookies must be HTTPS-only."""
+    url = urllib.parse.urlsplit(public_url)
+    return is_loopback(host) and url.scheme == "http" and is_loopback(url.hostname or "")
 
 
 @dataclasses.dataclass
@@ -36,12 +63,32 @@ class WebConfig:
     # console issues each signed-in agent's X-Agent-Token (see core/agent_tokens.py)
     progress_api_key: str = ""
     progress_agent_secret: str = ""
-    # agent accounts, sessions and the console's own audit trail
+    # agent accounts, sessions and the console's own audit trail: the SQLite file
+    # AGENT_DB, or AGENT_DATABASE_URL (any SQLAlchemy URL, PostgreSQL for several replicas)
     agent_db: pathlib.Path = defaults.AGENT_DB
-    # a console session ends after this many seconds without a request
+    agent_database_url: str = ""
+    # a console session ends after this many seconds without a request ...
     session_idle_seconds: int = 900
-    # set in production (HTTPS): the session cookie is then sent only over HTTPS
-    cookie_secure: bool = False
+    # ... and this many seconds after sign-in, however active (absolute lifetime)
+    session_max_seconds: int = 8 * 3600
+    # the cookies are sent only over HTTPS (`Secure`): None (AGENT_COOKIE_SECURE unset or
+    # `auto`) means yes, unless the app is plain development on loopback (see
+    # plain_development); 1/0 force it
+    cookie_secure: Optional[bool] = None
+    # the throttles (sign-in, conversation codes) in Redis, shared by every replica;
+    # empty: in this process's memory (bounded)
+    state_redis_url: str = ""
+    state_redis_prefix: str = "mzmtb:web"
+    # password hashes (scrypt, ~0.3 s CPU and 32 MiB each) computed at the same time;
+    # a sign-in waits at most hash_wait_seconds for its turn, else 429
+    hash_concurrency: int = 2
+    # failed sign-ins per client address (over all names) within 15 minutes
+    signin_address_limit: int = 20
+    hash_wait_seconds: float = 3.0
+    # application lookups per agent (the progress service's agent mode): per 10 minutes
+    # and per 24 hours, counted in the audit (shared by every replica)
+    lookups_per_10_minutes: int = 60
+    lookups_per_day: int = 300
     # every outbound call (Rasa, progress service) gives up after this many seconds
     outbound_timeout: float = defaults.PROGRESS_TIMEOUT_SECONDS
     # title shown on the widget of the demo page
@@ -63,8 +110,19 @@ class WebConfig:
                     "WEB_HOST=%s without WEB_PUBLIC_URL: the demo page loads the widget from "
                     "http://127.0.0.1:%s, which other machines cannot reach; set WEB_PUBLIC_URL",
                     self.host or "(all)", self.port)
+            if ":" in shown_host:  # an IPv6 address
+                shown_host = f"[{shown_host}]"
             self.public_url = f"http://{shown_host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
+        if self.state_redis_url and not self.state_redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("WEB_STATE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.cookie_secure is None:
+            self.cookie_secure = not plain_development(self.host, self.public_url)
+
+    @property
+    def agent_store_location(self) -> str:
+        """What web.agents.AgentStore opens: the URL when set, else the SQLite file."""
+        return self.agent_database_url or str(self.agent_db)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "WebConfig":
@@ -79,8 +137,17 @@ class WebConfig:
             progress_api_key=environ.get("PROGRESS_API_KEY", ""),
             progress_agent_secret=environ.get("PROGRESS_AGENT_SECRET", ""),
             agent_db=pathlib.Path(environ.get("AGENT_DB", str(cls.agent_db))),
+            agent_database_url=environ.get("AGENT_DATABASE_URL", "").strip(),
             session_idle_seconds=int(environ.get("AGENT_SESSION_IDLE_SECONDS", cls.session_idle_seconds)),
-            cookie_secure=_flag(environ.get("AGENT_COOKIE_SECURE", "0")),
+            session_max_seconds=int(environ.get("AGENT_SESSION_MAX_SECONDS", cls.session_max_seconds)),
+            cookie_secure=_optional_flag(environ.get("AGENT_COOKIE_SECURE")),
+            state_redis_url=environ.get("WEB_STATE_REDIS_URL", "").strip(),
+            state_redis_prefix=environ.get("WEB_STATE_REDIS_PREFIX", "").strip() or cls.state_redis_prefix,
+            hash_concurrency=max(1, int(environ.get("AGENT_HASH_CONCURRENCY", cls.hash_concurrency))),
+            signin_address_limit=int(environ.get("AGENT_SIGNIN_ADDRESS_LIMIT", cls.signin_address_limit)),
+            hash_wait_seconds=float(environ.get("AGENT_HASH_WAIT_SECONDS", cls.hash_wait_seconds)),
+            lookups_per_10_minutes=int(environ.get("AGENT_LOOKUPS_PER_10_MINUTES", cls.lookups_per_10_minutes)),
+            lookups_per_day=int(environ.get("AGENT_LOOKUPS_PER_DAY", cls.lookups_per_day)),
             outbound_timeout=float(environ.get("WEB_OUTBOUND_TIMEOUT", cls.outbound_timeout)),
             widget_title=environ.get("WIDGET_TITLE", cls.widget_title),
             retention_days=retention.retention_days(environ),

@@ -12,7 +12,7 @@ from assistant.nlu.normalizer import ChineseTextNormalizer
 from channels import inbound
 from channels.masked import parse_rest_body
 from channels.web import parse_request
-from core.inbound import MAX_TEXT_CHARS, OfferedPayloads, incoming_text, typed_text
+from core.inbound import MAX_TEXT_CHARS, OfferedPayloads, incoming_text, typed_text, offered_in_events
 
 WEB_SENDER = "web-0f9c1d2e-aaaa"
 
@@ -36,6 +36,13 @@ def test_typed_text_is_masked_before_it_is_cut():
     seen = typed_text(text)
     assert len(seen) == MAX_TEXT_CHARS and "0219" not in seen and "5113" not in seen
     assert len(typed_text("材料" * 100000)) == MAX_TEXT_CHARS
+
+
+def test_the_cut_never_leaves_an_id_number():
+    """30 digits are no ID number, but cut at the limit they can leave exactly one."""
+    text = "我" * (MAX_TEXT_CHARS - 18) + "511302198001011234" + "138001380001"
+    seen = typed_text(text)
+    assert "51130219800101" not in seen and seen.endswith("1234")
 
 
 def test_only_a_payload_the_conversation_was_offered_passes_unchanged():
@@ -104,3 +111,17 @@ def test_a_bad_rest_body_is_refused_with_a_reason(body):
 def test_the_web_channel_drops_the_clients_metadata():
     parsed, _ = parse_request({"sender": WEB_SENDER, "message": "你好", "metadata": {"client": "me", "a": 1}})
     assert parsed["metadata"] is None
+
+
+def test_the_buttons_on_offer_are_those_after_the_last_user_message():
+    events = [
+        {"event": "user", "text": "怎么申请"},
+        {"event": "bot", "text": "推荐小程序", "data": {"buttons": [
+            {"title": "用小程序办", "payload": "/start_guide{\"guide_channel\": \"miniprogram\"}"},
+            {"title": "链接", "payload": "https://example.org"}]}},
+        {"event": "action", "name": "action_listen"},
+    ]
+    assert offered_in_events(events) == {"/start_guide{\"guide_channel\": \"miniprogram\"}"}
+    later = events + [{"event": "user", "text": "要带什么材料"}, {"event": "bot", "text": "材料", "data": {}}]
+    assert offered_in_events(later) == frozenset()  # an old set is no longer on offer
+    assert offered_in_events([{"event": "bot", "data": {"buttons": ["not a dict", None]}}]) == frozenset()

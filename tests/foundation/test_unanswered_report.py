@@ -26,7 +26,7 @@ from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLReader
 from channels.tracker_store import PLACEHOLDER, PrivateSQLTrackerStore
 from core.formats import CHINA_TZ
 from core.unanswered import (
-    ASKED_HUMAN, CLARIFICATION, CSV_COLUMNS, FEEDBACK, HANDOFF, LEFT, THUMBS_DOWN, candidate_clusters,
+    ASKED_HUMAN, CLARIFICATION, CSV_COLUMNS, FEEDBACK, FEEDBACK_REASON_KEY, HANDOFF, LEFT, THUMBS_DOWN, candidate_clusters,
     candidates_document, conversation_ref, csv_record, mask_report_text, unanswered_rows,
 )
 from tests.conftest import ROOT
@@ -86,12 +86,16 @@ def asked_human(text="我要人工", at=T0):
     return answered(text, "ask_human", at=at)
 
 
-def thumbs_down(at=T0, by="intent"):
-    """FEEDBACK: the 👎 shape the widget / WeChat will write."""
+def thumbs_down(at=T0, by="intent", reason=""):
+    """FEEDBACK: the 👎 shape the widget / WeChat write (the reason: one more event)."""
     if by == "intent":
         return [user("/feedback_negative", FEEDBACK["intent"], at=at), ActionExecuted("action_listen", timestamp=at)]
-    return [user("👎", "nlu_fallback", at=at, metadata={FEEDBACK["metadata_key"]: FEEDBACK["metadata_value"]}),
-            ActionExecuted("action_listen", timestamp=at)]
+    events = [user("👎", "nlu_fallback", at=at, metadata={FEEDBACK["metadata_key"]: FEEDBACK["metadata_value"]}),
+              ActionExecuted("action_listen", timestamp=at)]
+    if reason:
+        events.append(user("", "nlu_fallback", at=at + 1, metadata={
+            FEEDBACK["metadata_key"]: FEEDBACK["metadata_value"], FEEDBACK_REASON_KEY: reason}))
+    return events
 
 
 def dicts(events):
@@ -376,3 +380,14 @@ def test_the_report_of_a_running_stack_lists_the_clarification_and_the_handoff(r
     ]
     assert rows[0]["channel"] == "rest" and rows[0]["intent_1"]
     assert sender not in out.read_text(encoding="utf-8-sig")
+
+
+def test_a_thumbs_down_reason_is_its_rows_last_column_masked():
+    events = (session() + answered("在哪里办", "ask_channel", at=T0)
+              + thumbs_down(at=T0 + 5, by="metadata", reason="看不懂 手机13812345678")
+              + answered("要多久", "ask_after_submit", at=T0 + 20) + thumbs_down(at=T0 + 25, by="metadata"))
+    rows = rows_of(events)
+    assert [(row.text, row.outcome) for row in rows] == [("在哪里办", THUMBS_DOWN), ("要多久", THUMBS_DOWN)]
+    assert "看不懂" in rows[0].reason and "13812345678" not in rows[0].reason
+    assert rows[1].reason == ""
+    assert CSV_COLUMNS[-1] == "reason" and csv_record(rows[0])[-1] == rows[0].reason

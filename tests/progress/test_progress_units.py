@@ -9,6 +9,7 @@ from core.formats import (
     normalize_application_no, normalize_id_last4, normalize_status, parse_datetime,
 )
 from core.privacy import mask_application_no, mask_name, mask_text
+from progress_service.importer import check_fields
 
 
 @pytest.mark.parametrize("typed, expected", [
@@ -130,3 +131,16 @@ def test_an_application_number_with_18_digits_is_not_taken_for_an_id_number():
 
     assert mask_id_card_numbers("帮我查NC202501010000001234的进度") == "帮我查NC202501010000001234的进度"
     assert mask_id_card_numbers("身份证511302198001011234") == "身份证**************1234"
+
+
+def test_an_id_number_in_a_note_is_kept_as_its_last_4_only():
+    """The agency's free text is shown to the applicant and kept in the history."""
+    raw = {"application_no": "NC2025000103", "status": "accepted",
+           "status_updated_at": "2025-03-01 14:30", "note": "请本人 110101 19900307 1234 来窗口"}
+    record, errors, warnings = check_fields(raw, require_identity=False)
+    assert errors == [] and record is not None
+    assert "19900307" not in record.note and "1234" in record.note and "来窗口" in record.note
+    assert any("身份证号" in warning for warning in warnings)
+    plain = dict(raw, note="请补充诊断证明")
+    record, _, warnings = check_fields(plain, require_identity=False)
+    assert record.note == "请补充诊断证明" and warnings == []

@@ -234,6 +234,9 @@ def test_public_pc_privacy_masked_suffix_clear_button_and_idle_expiry(browser, w
         # 30 minutes without a message: the next visitor starts afresh
         ask(page, "谁能申请")
         expect(page.locator(".mz-user")).to_have_count(1)
+        # the answer first: its arrival marks the session active again
+        first_line = get_knowledge().answer_topic("eligibility").messages[0].split("\n")[0][:10]
+        expect(page.locator(".mz-bot", has_text=first_line)).not_to_have_count(0, timeout=REPLY_TIMEOUT)
         second_sender = json.loads(page.evaluate(STORED))["sender"]
         page.evaluate("""() => {
             const key = Object.keys(localStorage).find(k => k.startsWith('mzmtb-widget:'));

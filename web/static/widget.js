@@ -19,6 +19,15 @@
  * is kept with the conversation in localStorage (not sessionStorage): a reload, another
  * tab or reopening the panel does not show it again, but a new conversation does (清除记录,
  * or 30 idle minutes: on a public PC that may be the next person).
+ *
+ * Feedback (issue 19, docs/web.md "Feedback"): a reply message that carries `feedback`
+ * (the channel adds it to a knowledge answer, with the wording from
+ * knowledge/channel_texts.yml) gets 👍/👎 under it. One tap posts the rating to
+ * <server>/webhooks/web/feedback and the pair becomes a thank-you; after 👎 the visitor
+ * may add one reason (a choice or a typed line, masked like typed text, at most
+ * `max_reason_chars`). Only the latest answer can be rated: once the visitor writes
+ * again, an open pair (or an unanswered reason) goes away. Messages without `feedback`
+ * (questions, walk steps, the privacy notice, …) get nothing.
  */
 (function () {
   "use strict";
@@ -238,7 +247,103 @@
       });
       bubble.appendChild(group);
     }
+    if (!mine && validRating(message.rating)) {
+      var rating = el("div", { "class": "mz-rate" });
+      bubble.appendChild(rating);
+      renderRating(rating, message);
+    }
     log.appendChild(bubble);
+  }
+
+  // --- feedback (👍/👎) under a knowledge answer ---------------------------------------
+  function validRating(texts) {
+    var keys = ["ask", "up", "down", "thanks", "reason_ask", "reason_other", "reason_send", "reason_done"];
+    return !!texts && typeof texts === "object" && Array.isArray(texts.reasons) &&
+      keys.every(function (key) { return typeof texts[key] === "string" && texts[key]; }) &&
+      texts.reasons.every(function (reason) { return typeof reason === "string" && reason; });
+  }
+  function maxReasonChars(texts) {
+    var max = Number(texts.max_reason_chars);
+    return max > 0 && max <= 500 ? Math.floor(max) : 100;
+  }
+  // message.rated: undefined (not yet), "positive", "negative" (reason still possible),
+  // "reasoned"; message.ratingClosed: the visitor wrote again, this answer is no longer rated
+  function renderRating(container, message) {
+    var texts = message.rating;
+    container.textContent = "";
+    container.removeAttribute("role");
+    container.removeAttribute("aria-label");
+    if (!message.rated) {
+      if (message.ratingClosed) { container.hidden = true; return; }
+      container.setAttribute("role", "group");
+      container.setAttribute("aria-label", texts.ask);
+      var up = el("button", { type: "button", "class": "mz-rate-button", "aria-label": texts.up },
+        [el("span", { "aria-hidden": "true", text: "👍" })]);
+      var down = el("button", { type: "button", "class": "mz-rate-button", "aria-label": texts.down },
+        [el("span", { "aria-hidden": "true", text: "👎" })]);
+      up.addEventListener("click", function () { rate(container, message, "positive"); });
+      down.addEventListener("click", function () { rate(container, message, "negative"); });
+      container.appendChild(el("span", { "class": "mz-rate-ask", text: texts.ask }));
+      container.appendChild(up);
+      container.appendChild(down);
+      return;
+    }
+    var done = message.rated === "reasoned" ? texts.reason_done : texts.thanks;
+    container.appendChild(el("p", { "class": "mz-rate-done", text: done }));
+    if (message.rated !== "negative" || message.ratingClosed) { return; }
+    // after 👎: one optional reason, a choice or one typed line
+    var reasons = el("div", { "class": "mz-reasons", role: "group", "aria-label": texts.reason_ask });
+    reasons.appendChild(el("p", { "class": "mz-rate-ask", text: texts.reason_ask }));
+    texts.reasons.forEach(function (reason) {
+      var choice = el("button", { type: "button", "class": "mz-reason", text: reason });
+      choice.addEventListener("click", function () { giveReason(container, message, reason); });
+      reasons.appendChild(choice);
+    });
+    var line = el("input", {
+      type: "text", "class": "mz-reason-input", maxlength: String(maxReasonChars(texts)),
+      "aria-label": texts.reason_other, placeholder: texts.reason_other, autocomplete: "off"
+    });
+    var reasonForm = el("form", { "class": "mz-reason-form" }, [
+      line, el("button", { type: "submit", "class": "mz-reason-send", text: texts.reason_send })
+    ]);
+    reasonForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var typed = line.value.trim();
+      if (typed) { giveReason(container, message, typed); }
+    });
+    reasons.appendChild(reasonForm);
+    container.appendChild(reasons);
+  }
+  function rate(container, message, rating) {
+    if (message.rated || message.ratingClosed) { return; }
+    message.rated = rating;
+    saveState();
+    postFeedback({ rating: rating });
+    renderRating(container, message);
+    var next = rating === "negative" ? container.querySelector(".mz-reason") : null;
+    (next || input).focus();
+  }
+  function giveReason(container, message, reason) {
+    if (message.rated !== "negative" || message.ratingClosed) { return; }
+    // stored nowhere in the page; sent masked like typed text (the server masks again)
+    var masked = maskUserText(reason).slice(0, maxReasonChars(message.rating));
+    message.rated = "reasoned";
+    saveState();
+    postFeedback({ rating: "negative", reason: masked });
+    renderRating(container, message);
+    input.focus();
+  }
+  // The visitor wrote again: the earlier answers can no longer be rated.
+  function closeRatings() {
+    var changed = false;
+    state.messages.forEach(function (message) {
+      if (message.rating && !message.ratingClosed) { message.ratingClosed = true; changed = true; }
+    });
+    if (!changed) { return; }
+    Array.prototype.forEach.call(log.querySelectorAll(".mz-reasons"), function (node) { node.remove(); });
+    Array.prototype.forEach.call(log.querySelectorAll(".mz-rate[role='group']"), function (node) {
+      node.textContent = ""; node.removeAttribute("role"); node.removeAttribute("aria-label"); node.hidden = true;
+    });
   }
 
   function renderAll() {
@@ -270,7 +375,7 @@
   // Focus stays inside the open dialog (Tab and Shift+Tab wrap around).
   function focusable() {
     return Array.prototype.filter.call(
-      panel.querySelectorAll("button, textarea, a[href], [tabindex]:not([tabindex='-1'])"),
+      panel.querySelectorAll("button, textarea, input, a[href], [tabindex]:not([tabindex='-1'])"),
       function (node) { return !node.disabled && node.getClientRects().length > 0; });
   }
   function trapFocus(event) {
@@ -349,10 +454,28 @@
     }).finally(function () { clearTimeout(timer); });
   }
 
+  // A rating goes into the same queue as messages: it reaches the server after the answer
+  // it rates and before the visitor's next message. Its failure is not shown: the visitor
+  // has been thanked, and the conversation goes on.
+  function postFeedback(body) {
+    var sender = state.sender;
+    body.sender = sender;
+    state.lastActive = Date.now();
+    saveState();
+    queue = queue.then(function () {
+      return fetch(server + "/webhooks/web/feedback", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body)
+      }).catch(function () { return null; });
+    });
+  }
+
   function send(text, shown) {
     text = String(text || "").trim();
     if (!text) { return; }
     if (expired(state)) { resetConversation(false); }  // idle too long with the page open
+    closeRatings();
     addMessage({ from: "user", text: maskUserText((shown || text).slice(0, 500)) });
     setWaiting(1);
     var sender = state.sender;
@@ -372,7 +495,8 @@
             from: "bot",
             text: typeof reply.text === "string" ? maskNumbers(reply.text) : "",
             buttons: buttons,
-            image: typeof reply.image === "string" ? reply.image : undefined
+            image: typeof reply.image === "string" ? reply.image : undefined,
+            rating: validRating(reply.feedback) ? reply.feedback : undefined
           });
           shownAny = true;
         });
