@@ -5,7 +5,8 @@
 
 Loads the trained model (.state/models/assistant.tar.gz; it never trains), parses
 tests/nlu/hard_set.yml and tests/nlu/test_set.yml once, and replays the FallbackClassifier's
-decision on DIET's own ranking for every point of a grid of `threshold` x
+decision on the intent classifiers' own ranking (DIET averaged with the TF-IDF
+classifier, config.yml) for every point of a grid of `threshold` x
 `ambiguity_threshold`. Each utterance ends in exactly one of four outcomes:
 
     right            answered directly, top intent right
@@ -17,8 +18,8 @@ The decision is rasa/nlu/classifiers/fallback_classifier.py's `_should_fallback`
 nlu_fallback when the top confidence < threshold OR top1 - top2 < ambiguity_threshold.
 What parse_message returns: when the FallbackClassifier fires it *inserts*
 {"name": "nlu_fallback", "confidence": threshold} at the head of intent_ranking and leaves
-DIET's ranking behind it; when it does not fire, intent_ranking is DIET's ranking. So
-DIET's confidences are the ranking without that head entry, whatever thresholds the model
+the classifiers' ranking behind it; when it does not fire, intent_ranking is that ranking.
+So the classifiers' confidences are the ranking without that head entry, whatever thresholds the model
 was trained with (the FallbackClassifier is not trainable: its thresholds change no
 confidence). The ContentFreeMessageGuard after it replaces the ranking by a lone
 nlu_fallback (confidence 1.0) for messages without any letter or character ("？？？"); those
@@ -73,7 +74,7 @@ class Parsed:
     """One test utterance as the model saw it."""
     text: str
     gold: str
-    ranking: Ranking          # the intent classifier's (DIET's) ranking, best first
+    ranking: Ranking          # the intent classifiers' ranking (DIET + TF-IDF), best first
     guarded: bool = False     # ContentFreeMessageGuard fired: nothing to classify
     final: Optional[str] = None   # the model's own final intent (with its built-in thresholds)
 
@@ -85,7 +86,7 @@ class Parsed:
 # --- the decision ---------------------------------------------------------------------
 
 def classifier_ranking(result: Dict[str, Any]) -> Tuple[Ranking, bool]:
-    """(DIET's ranking, guarded) from a parse_message result of our pipeline."""
+    """(the classifiers' ranking, guarded) from a parse_message result of our pipeline."""
     ranking = [(str(entry.get("name")), float(entry.get("confidence") or 0.0))
                for entry in result.get("intent_ranking") or []]
     intent = (result.get("intent") or {}).get("name")
@@ -365,8 +366,9 @@ def markdown_section(cal: Calibration) -> str:
         "## Calibrated clarification (FallbackClassifier)",
         "",
         "`bench/calibrate.py` replays the FallbackClassifier's decision (nlu_fallback when the "
-        "top confidence < `threshold` or top1 − top2 < `ambiguity_threshold`) on DIET's own "
-        "ranking from the trained model, for every point of the grid "
+        "top confidence < `threshold` or top1 − top2 < `ambiguity_threshold`) on the intent "
+        "classifiers' own ranking from the trained model (DIET averaged with the TF-IDF classifier), "
+        "for every point of the grid "
         f"threshold {THRESHOLDS[0]:.2f}–{THRESHOLDS[-1]:.2f} (step 0.05) × ambiguity "
         f"{AMBIGUITIES[0]:.2f}–{AMBIGUITIES[-1]:.2f} (step 0.02). Outcomes per utterance, adding up to "
         "100 %: *right* – answered directly with the right intent; *wrong* – answered directly with a "
@@ -428,14 +430,14 @@ def markdown_section(cal: Calibration) -> str:
             f"{other.clarified_right - after.clarified_right:+d} needless, {other.right - after.right:+d} right "
             f"(score {other.cost:.2f}).")
     if _same_decisions(cal, chosen[0]):
-        why = (f"DIET's confidences add up to 1, so a top intent at or above {chosen[0]:.2f} leads the second by "
+        why = (f"the classifiers' confidences add up to at most 1, so a top intent at or above {chosen[0]:.2f} leads the second by "
                f"at least {2 * chosen[0] - 1:.2f}" if 2 * chosen[0] - 1 >= AMBIGUITIES[-1] - 1e-9
                else "on these sets")
         lines.append(f"- At threshold {chosen[0]:.2f} no ambiguity threshold up to {AMBIGUITIES[-1]:.2f} changes "
                      f"a decision ({why}); config.yml's value is kept.")
     if cal.model is not None and cal.model != config:
         lines.append(f"- The model in `.state/models` was built with {cal.model[0]:.2f} / {cal.model[1]:.2f}; "
-                     "config.yml differs, `make train` rebuilds it. DIET's confidences, and so these tables, "
+                     "config.yml differs, `make train` rebuilds it. The classifiers' confidences, and so these tables, "
                      "stay the same: the FallbackClassifier is not trained.")
     lines.append("- Chosen on the hard set and reported on it: the private real-style set is the "
                  "independent check.")

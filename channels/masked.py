@@ -19,7 +19,8 @@ Enabled in credentials.yml under their module paths instead of `rest:`/`socketio
 import asyncio
 import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+import re
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -104,10 +105,38 @@ class MaskedRestInput(RestInput):
         return webhook
 
 
+# RFC 6455: the key is 16 random bytes in base64
+_WEBSOCKET_KEY = re.compile(r"^[A-Za-z0-9+/]{22}==$")
+
+
+def broken_engineio_request(method: str, args: Mapping[str, Any], headers: Mapping[str, str]) -> Optional[str]:
+    """Why a request to the socket.io path is refused before Engine.IO sees it, or None.
+    sanic 21.12 with websockets 10.4 answers an upgrade with a bad key with 500, and
+    python-engineio 4.7 a polling POST without a session id (found by the hostile-input
+    suite); both are client errors."""
+    if (headers.get("upgrade") or "").lower() == "websocket" and \
+            not _WEBSOCKET_KEY.match(headers.get("sec-websocket-key") or ""):
+        return "bad websocket key"
+    if method == "POST" and not args.get("sid"):
+        return "no session id"
+    return None
+
+
 class MaskedSocketIOInput(SocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = super().blueprint(on_new_message)
         sio = self.sio
+        # Engine.IO's route is added when Rasa registers the blueprint (sio.attach), with the
+        # Engine.IO server's handle_request: guarded here, before that happens
+        engineio_handler = sio.eio.handle_request
+
+        async def guarded_handler(request: Request, *args: Any, **kwargs: Any):
+            reason = broken_engineio_request(request.method, request.args, request.headers)
+            if reason:
+                return response.text(reason, status=400)
+            return await engineio_handler(request, *args, **kwargs)
+
+        sio.eio.handle_request = guarded_handler
 
         async def handle_message(sid: Text, data: Any) -> None:
             # Rasa's handler, with the message checked, its metadata the server's own

@@ -17,6 +17,7 @@ from core.privacy import mask_id_card_numbers
 
 _LONG_DIGIT_RUN = re.compile(r"\d{11,}[\dXx]{4}")
 _installed = False
+_FORMATTER = logging.Formatter()
 
 
 def mask_log_text(text: str) -> str:
@@ -41,6 +42,12 @@ def install() -> None:
         masked = mask_log_text(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # the traceback's last line quotes the exception ("invalid url b'…'"): formatted
+            # now and masked; formatters use exc_text when it is set
+            record.exc_text = mask_log_text(_FORMATTER.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = mask_log_text(record.stack_info)
         return record
 
     logging.setLogRecordFactory(masked_record)

@@ -287,9 +287,9 @@ def socketio_raw_case(spec) -> Case:
     return Case("sio_" + kind, "GET", base + "?" + value + "&EIO=4&" * 50)
 
 
-# Bugs the suite found, each reproduced here. Fixed ones stay as tests; open ones are kept
-# out of the generated inputs above and marked strict xfail, so a fix fails the test until
-# the mark is removed.
+# Bugs the suite found, each reproduced here and fixed; the tests stay. (A bug found and not
+# yet fixed is kept out of the generated inputs and marked strict xfail, so its fix fails
+# the test until the mark is removed.)
 SID_SENTINEL = "110101199003074477"  # an ID number only the sid reproducer sends
 
 
@@ -303,28 +303,21 @@ def test_an_unknown_socketio_sid_is_masked_in_the_log(hostile):
     assert SID_SENTINEL not in log, "the sid's ID number is in the stack log"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug: a websocket upgrade to /socket.io with a missing or malformed Sec-WebSocket-Key "
-    "gets 500: sanic's websocket_handshake sets request._exception, which websockets 10.4's "
-    "Request does not allow (AttributeError), and answers ServerError; should be 400"))
 @pytest.mark.parametrize("key", [None, "not-base64!", "5113021980"])
-def test_known_bug_websocket_upgrade_with_a_bad_key_is_a_server_error(hostile, key):
+def test_a_websocket_upgrade_with_a_bad_key_is_a_400(hostile, key):
     headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")]
     if key is not None:
         headers.append(("Sec-WebSocket-Key", key))
     status, _ = hs.send_raw(hostile.settings.rasa_port,
                             Case("sio_upgrade", "GET", "/socket.io/?EIO=4&transport=websocket", headers))
-    assert status is not None and status < 500, status
+    assert status == 400, status
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug: python-engineio 4.7.1 answers a polling POST without a sid (or with sid=) with 500: "
-    "handle_request logs 'Invalid session ' + None (TypeError); should be 400"))
 @pytest.mark.parametrize("query", ["EIO=4&transport=polling", "EIO=4&transport=polling&sid="])
-def test_known_bug_engineio_post_without_a_sid_is_a_server_error(hostile, query):
+def test_an_engineio_post_without_a_sid_is_a_400(hostile, query):
     status, _ = hs.send_raw(hostile.settings.rasa_port,
                             Case("sio_post", "POST", "/socket.io/?" + query, [("Content-Type", "text/plain")], b"4"))
-    assert status is not None and status < 500, status
+    assert status == 400, status
 
 
 def test_socketio(hostile):

@@ -36,6 +36,15 @@ def test_id_numbers_are_masked_in_any_record(captured, message, args):
     assert "0038" in records[-1] or "4477" in records[-1] or "7003" in records[-1]
 
 
+def test_an_exception_quoting_an_id_number_is_masked_in_its_traceback(captured):
+    logger, records = captured
+    try:
+        raise ValueError("invalid url b'/api/\\xe8\\xaf\\x81110101199003070038'")
+    except ValueError:
+        logger.exception("request failed")
+    assert "Traceback" in records[-1] and "1990030" not in records[-1] and "0038" in records[-1]
+
+
 def test_other_records_are_left_as_they_are(captured):
     logger, records = captured
     logger.info("lookup %s took %d ms", "NC********04", 12)
