@@ -177,6 +177,16 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         supplied = request.headers.get(CSRF_HEADER, "")
         return same_secret(supplied, expected)  # as bytes: a non-ASCII header is a 403, not a 500
 
+    async def signed_in(request: Request):
+        """(session, None) for a signed-in agent whose request carries the session's CSRF
+        token; else (None, the 401 or 403 to answer). For every state-changing console API."""
+        session = await session_of(request)
+        if not session:
+            return None, unauthorized()
+        if not csrf_ok(request, session[1]):
+            return None, response.json({"error": say("bad_csrf")}, status=403)
+        return session, None
+
     # --- pages and assets ------------------------------------------------------------
     @app.get("/health")
     async def health(_request):
@@ -274,11 +284,9 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     @app.post("/agent/api/search")
     async def search(request: Request):
-        session = await session_of(request)
-        if not session:
-            return unauthorized()
-        if not csrf_ok(request, session[1]):
-            return response.json({"error": say("bad_csrf")}, status=403)
+        session, refused = await signed_in(request)
+        if refused:
+            return refused
         user = session[0]
         audit_rows = []
         query = str(_json_body(request).get("q") or "")
@@ -319,11 +327,9 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     @app.post("/agent/api/conversation")
     async def conversation(request: Request):
-        session = await session_of(request)
-        if not session:
-            return unauthorized()
-        if not csrf_ok(request, session[1]):
-            return response.json({"error": say("bad_csrf")}, status=403)
+        session, refused = await signed_in(request)
+        if refused:
+            return refused
         user = session[0]
         key = user
         code = normalize_typed_code(_json_body(request).get("code"))
@@ -364,13 +370,10 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     @app.post("/agent/api/logout")
     async def logout(request: Request):
-        token = request.cookies.get(SESSION_COOKIE, "")
-        session = await off_loop(store.touch_session, token)
-        if not session:
-            return unauthorized()
-        if not csrf_ok(request, session[1]):
-            return response.json({"error": say("bad_csrf")}, status=403)
-        await off_loop(store.close_session, token)
+        session, refused = await signed_in(request)
+        if refused:
+            return refused
+        await off_loop(store.close_session, request.cookies.get(SESSION_COOKIE, ""))
         logger.info("agent %s signed out", session[0])
         resp = response.json({"ok": True})
         set_cookie(resp, SESSION_COOKIE, "", http_only=True, max_age=0)

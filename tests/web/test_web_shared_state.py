@@ -18,16 +18,14 @@ import uuid
 
 import pytest
 import requests
-import sqlalchemy as sa
 
-from tests.support import skip_or_fail
+from tests.support import postgres_schema, skip_or_fail
 from web import limits
 from web.agents import AgentStore, hash_password
 
 from test_web_console_api import PASSWORD, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PG_BASE = os.environ.get("WEB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("WEB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # what web/agents.py created before it used SQLAlchemy (sqlite3, this exact script)
@@ -58,22 +56,8 @@ CREATE TABLE IF NOT EXISTS audit (
 @pytest.fixture
 def pg_url():
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    admin = sa.create_engine(PG_BASE, future=True)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as error:  # noqa: BLE001 - any failure means: no PostgreSQL here
-        admin.dispose()
-        skip_or_fail(f"PostgreSQL not reachable at {PG_BASE}: {type(error).__name__}")
-    schema = f"web_test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'drop schema if exists "{schema}" cascade'))
-        admin.dispose()
+    with postgres_schema("web_test") as url:
+        yield url
 
 
 @pytest.fixture
