@@ -26,6 +26,11 @@ TRAIN_INPUTS := config.yml tools/build_nlu.py knowledge/diseases.yml knowledge/r
 
 .PHONY: help install install-dev generate validate train run test test-conversations test-python clean chromium agent-add import-progress validate-knowledge test-nlu bench-nlu bench profile lock audit purge-conversations report-unanswered run-cluster nginx bench-cluster test-hostile
 
+# Rasa's usage telemetry and crash reports (to segment.io / sentry.io) stay off for every
+# rasa command here, as for the processes tools/stack.py starts (docs/security.md)
+RASA_TELEMETRY_ENABLED ?= false
+export RASA_TELEMETRY_ENABLED
+
 help:
 	@echo "make run    - install if needed, train if stale, start the assistant (Ctrl-C stops it)"
 	@echo "make run-cluster - the production topology: nginx, 2 Rasa (PostgreSQL + Redis), 2 action servers, progress, web (docs/deploy.md)"

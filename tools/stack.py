@@ -181,7 +181,10 @@ def build_services(settings: StackSettings, environ=os.environ,
                 ) if any(name.endswith("." + channel) for name in channels)
             ],
             env={"ACTION_ENDPOINT_URL": f"{base}:{settings.actions_port}/webhook",
-                 "ACTION_SERVER_TOKEN": action_token},
+                 "ACTION_SERVER_TOKEN": action_token,
+                 # Rasa's usage telemetry and its crash reports (sentry.io, which may quote
+                 # what was said) never leave the machine unless the deployer says so
+                 "RASA_TELEMETRY_ENABLED": environ.get("RASA_TELEMETRY_ENABLED", "false")},
         ),
         web_service(settings, environ, rasa_token=token),
     ]

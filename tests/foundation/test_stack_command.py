@@ -31,3 +31,14 @@ def test_only_the_agent_console_gets_the_agent_token_secret(tmp_path):
                                                   {"PROGRESS_AGENT_SECRET": "from-the-environment"})}
     assert services["web"].env["PROGRESS_AGENT_SECRET"] == "from-the-environment"
     assert services["actions"].env["PROGRESS_AGENT_SECRET"] == ""
+
+
+def test_rasa_telemetry_and_crash_reports_stay_off_unless_the_deployer_says_so(tmp_path):
+    from tools.stack import StackSettings, build_services
+
+    def rasa_env(environ):
+        services = build_services(StackSettings(state_dir=tmp_path), environ)
+        return next(s for s in services if s.name == "rasa").env
+
+    assert rasa_env({})["RASA_TELEMETRY_ENABLED"] == "false"
+    assert rasa_env({"RASA_TELEMETRY_ENABLED": "true"})["RASA_TELEMETRY_ENABLED"] == "true"
