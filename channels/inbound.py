@@ -9,6 +9,7 @@
   button the bot offered sends them, length capped), and the buttons of the bot's answer
   remembered for the next message.
 """
+import json
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
@@ -52,6 +53,22 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> Optional[b
     except PayloadTooLarge:
         return None
     return b"".join(chunks)
+
+
+class TooLarge(Exception):
+    """The request body is over the limit (answer 413)."""
+
+
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> Any:
+    """The JSON body, or None when it is not JSON (invalid, undecodable, absurdly nested:
+    the caller answers 400 with its reason); raises TooLarge over `limit` bytes."""
+    data = await read_body(request, limit)
+    if data is None:
+        raise TooLarge()
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
 
 
 _warned_about_proxy = False
@@ -102,11 +119,14 @@ async def offered_to(conversation: str, sender_id: str, text: Any, request: Opti
 
 
 async def handle(on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                 message: UserMessage, metadata: Dict[str, Any], request: Optional[Request] = None) -> Any:
+                 message: UserMessage, metadata: Dict[str, Any], request: Optional[Request] = None,
+                 offered: Optional[frozenset] = None) -> Any:
     """Runs one message through the bot: the text as typed_text (or an offered payload),
-    the server's metadata only; remembers the buttons the bot answers with."""
+    the server's metadata only; remembers the buttons the bot answers with. `offered`:
+    what the channel already found on offer (offered_to), so it is not looked up twice."""
     conversation = f"{message.input_channel}:{message.sender_id}"
-    offered = await offered_to(conversation, message.sender_id, message.text, request)
+    if offered is None:
+        offered = await offered_to(conversation, message.sender_id, message.text, request)
     message.text = incoming_text(message.text, offered)
     message.metadata = metadata
     offered: List[str] = []

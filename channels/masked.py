@@ -17,7 +17,6 @@ message they
 Enabled in credentials.yml under their module paths instead of `rest:`/`socketio:`.
 """
 import asyncio
-import json
 import logging
 import re
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Text
@@ -28,7 +27,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from channels.inbound import client_address, handle, read_body, server_metadata
+from channels.inbound import TooLarge, client_address, handle, read_json, server_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +71,10 @@ class MaskedRestInput(RestInput):
 
         @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request):
-            data = await read_body(request)
-            if data is None:
-                return response.json({"error": "body too large"}, status=413)
             try:
-                body = json.loads(data)
-            except (ValueError, RecursionError):  # invalid JSON, undecodable bytes, absurd nesting
-                body = None
+                body = await read_json(request)
+            except TooLarge:
+                return response.json({"error": "body too large"}, status=413)
             parsed, reason = parse_rest_body(body)
             if parsed is None:
                 return response.json({"error": reason}, status=400)

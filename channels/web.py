@@ -25,7 +25,6 @@ the tracker store (channels/feedback.py), without running the bot: 200 {"status"
 Enabled in credentials.yml with `channels.web.WebInput:`. No sanic app of the web
 console is imported here: Rasa loads this module in its own process.
 """
-import json
 import logging
 import re
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -38,7 +37,9 @@ from sanic.response import HTTPResponse
 
 from assistant.content import texts
 from channels.feedback import RECORDED, record_rating
-from channels.inbound import OFFERED, client_address, handle, offered_to, read_body, server_metadata
+from channels.inbound import (
+    OFFERED, TooLarge, client_address, handle, offered_to, read_json, server_metadata,
+)
 from core.feedback import MAX_REASON_CHARS, OFFER, OFFER_KEY, RATINGS, reason_text
 from core.inbound import MAX_TEXT_CHARS, incoming_text
 
@@ -138,13 +139,10 @@ class WebInput(RestInput):
 
         @web_webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
-            data = await read_body(request)
-            if data is None:
-                return response.json({"error": "body too large"}, status=413)
             try:
-                body = json.loads(data)
-            except (ValueError, RecursionError):  # invalid JSON, undecodable bytes, absurd nesting
-                body = None
+                body = await read_json(request)
+            except TooLarge:
+                return response.json({"error": "body too large"}, status=413)
             offered = None
             if isinstance(body, dict) and isinstance(body.get("sender"), str) \
                     and SENDER_PATTERN.match(body["sender"]):
@@ -161,7 +159,7 @@ class WebInput(RestInput):
                 await handle(on_new_message, UserMessage(
                     parsed["message"], collector, parsed["sender"],
                     input_channel=self.name(), metadata=metadata,
-                ), metadata, request)
+                ), metadata, request, offered)
             except Exception:  # the widget shows its own fallback with 12393
                 logger.exception("web channel: message handling failed")
                 return response.json({"error": "message handling failed"}, status=503)
@@ -169,13 +167,10 @@ class WebInput(RestInput):
 
         @web_webhook.route("/feedback", methods=["POST"], stream=True)
         async def feedback(request: Request) -> HTTPResponse:
-            data = await read_body(request)
-            if data is None:
-                return response.json({"error": "body too large"}, status=413)
             try:
-                body = json.loads(data)
-            except (ValueError, RecursionError):
-                body = None
+                body = await read_json(request)
+            except TooLarge:
+                return response.json({"error": "body too large"}, status=413)
             parsed, reason = parse_feedback(body)
             if parsed is None:
                 return response.json({"error": reason}, status=400)
