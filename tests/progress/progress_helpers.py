@@ -64,31 +64,49 @@ class ServiceProcess:
     """progress_service.app in its own process group on a free port."""
 
     def __init__(self, database_url: str, secrets_env: dict, log_path: pathlib.Path, **settings):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.secrets = secrets_env
         self.log_path = log_path
-        env = {**os.environ, **secrets_env, "PYTHONPATH": str(ROOT),
-               "PROGRESS_DATABASE_URL": database_url, "PROGRESS_PORT": str(self.port),
-               "PROGRESS_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
-        env.update({key: str(value) for key, value in settings.items()})
         self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "python"), "-m", "progress_service.app"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        # A port found free can be taken by another test worker's service before ours binds
+        # it; then /health is answered by a stranger (with other keys). Retry on a new port.
+        for _attempt in range(3):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            env = {**os.environ, **secrets_env, "PYTHONPATH": str(ROOT),
+                   "PROGRESS_DATABASE_URL": database_url, "PROGRESS_PORT": str(self.port),
+                   "PROGRESS_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+            env.update({key: str(value) for key, value in settings.items()})
+            self.process = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "python"), "-m", "progress_service.app"],
+                cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+            if self._answers_as_itself():
+                return
+            if "address already in use" not in self.log().lower():
+                break
+        self.stop()
+        raise RuntimeError("progress service did not start:\n" + self.log())
+
+    def _answers_as_itself(self) -> bool:
+        """True once this process is up and the service on the port knows our key."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("progress service exited:\n" + self.log())
+                return False
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=1):
-                    return
+                    pass
             except OSError:
                 time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("progress service did not start:\n" + self.log())
+                continue
+            # a key check only this process passes: no suffix is a 400, a stranger says 401
+            status = self.request("GET", "/api/v1/applications/NC0000000000",
+                                  {"X-API-Key": self.secrets["PROGRESS_API_KEY"]})[0]
+            if status != 401 and self.process.poll() is None:
+                return True
+            time.sleep(0.2)
+        return False
 
     def log(self) -> str:
         self._log.flush()
