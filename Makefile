@@ -36,7 +36,9 @@ help:
 	@echo "make run-cluster - the production topology: nginx, 2 Rasa (PostgreSQL + Redis), 2 action servers, progress, web (docs/deploy.md)"
 	@echo "make test   - everything CI runs: data validation, training, conversation tests, pytest"
 	@echo "make install / make train / make validate / make clean"
-	@echo "make agent-add USER=<name> PASSWORD=<password> - hotline-agent account for the console at /agent"
+	@echo "make rollback-model - the previous model version becomes current (restart Rasa; docs/deploy.md)"
+	@echo "make check-config [PRODUCTION=1] - is this environment fit for production? (ENVIRONMENT=production fails on any problem)"
+	@echo "make agent-add USER=<name> PASSWORD=<password> [ROLE=supervisor] - hotline-agent account for the console at /agent"
 	@echo "make validate-knowledge - check knowledge/*.yml (schema, sources, aliases, answers)"
 	@echo "make bench-nlu  - NLU benchmark on both held-out sets: ours, Rasa default, TF-IDF+LogReg, nearest neighbour; fallback calibration"
 	@echo "make bench      - turn cost: our stack vs a bare Rasa anchor, 1/8/32 clients (about 25 minutes)"
@@ -44,7 +46,8 @@ help:
 	@echo "make test-hostile [HOSTILE_EXAMPLES=2000] - hostile inputs over every channel, long form (docs/security.md)"
 	@echo "make profile    - 20 s sampling profile of the Rasa process under 8 clients (py-spy)"
 	@echo "make lock / make audit - regenerate the hashed lock files / audit them (docs/maintenance.md)"
-	@echo "make purge-conversations - apply conversation retention once (for cron; docs/security.md)"
+	@echo "make purge-conversations - apply conversation and audit retention once (for cron; docs/security.md)"
+	@echo "make migrate [CHECK=1] / make backup DIR=… / make restore DIR=… [FORCE=1] - schemas, backups (docs/deploy.md)"
 	@echo "make report-unanswered SINCE=2026-11-01 [UNTIL=…] [OUT=…] [CANDIDATES=1] - what the bot could not answer, CSV in .state/reports/ (docs/operations.md)"
 
 # --- environment -----------------------------------------------------------------
@@ -159,12 +162,21 @@ generate: install
 validate: generate validate-knowledge
 	$(RASA) data validate --domain domain --data data --config config.yml --fail-on-warnings
 
+# Versioned models (docs/deploy.md "Model versions and rollback"): each training writes
+# $(STATE)/models/versions/assistant-<UTC time>.tar.gz; `publish` makes $(MODEL) that file (a
+# hard link, touched) and keeps the newest MODEL_VERSIONS_KEEP (3). `make rollback-model`
+# points $(MODEL) at the previous version; restart Rasa to load it.
 $(MODEL): $(TRAIN_INPUTS) | install
 	@$(PY) -m tools.build_nlu
 	$(RASA) train --domain domain --data data --config config.yml \
-	  --out $(STATE)/models --fixed-model-name assistant
+	  --out $(STATE)/models/versions --fixed-model-name $(shell $(PY) -m tools.model_versions new-name)
+	@$(PY) -m tools.model_versions publish
 
 train: $(MODEL)
+
+.PHONY: rollback-model
+rollback-model: install
+	@$(PY) -m tools.model_versions rollback
 
 # --- use -------------------------------------------------------------------------
 run: install $(MODEL)
@@ -176,6 +188,14 @@ run: install $(MODEL)
 # Ctrl-C stops all of them.
 run-cluster: install nginx $(MODEL)
 	@exec $(PY) -m tools.cluster
+
+# Is this environment fit for production? (docs/deploy.md "check-config"). With
+# ENVIRONMENT=production (or PRODUCTION=1) every problem fails: development secrets, short or
+# empty secrets, CORS *, SQLite stores, insecure cookies, REST/socket.io channels, Rasa's API
+# exposed. Otherwise the problems are listed and the exit code is 0.
+.PHONY: check-config
+check-config: install
+	@$(PY) -m tools.check_config $(if $(PRODUCTION),--production)
 
 # Load the agency's CSV export into the progress service's database (docs/progress.md).
 # The whole file is rejected if any row is invalid. Uses PROGRESS_DATABASE_URL and
@@ -192,6 +212,27 @@ import-progress: install
 purge-conversations: install
 	$(PY) -m tools.purge_conversations --endpoints "$(or $(ENDPOINTS),endpoints.yml)"
 
+# Schema migrations (Alembic; docs/deploy.md "Migrations"): the progress stand-in's, the console's
+# and the conversation codes' databases at the URLs their processes read (SQLite under .state/ by
+# default, PostgreSQL by URL), to the code's head. Idempotent; databases made before migrations
+# are adopted. CHECK=1 changes nothing and fails when a schema is not current.
+.PHONY: migrate backup restore
+migrate: install
+	$(PY) -m tools.migrate $(if $(CHECK),--check)
+
+# Backup and restore of every database (docs/deploy.md "Backup and restore"): conversations
+# (ENDPOINTS' tracker store), progress records, console accounts and audit, conversation codes.
+# SQLite: online backup API; PostgreSQL: pg_dump/pg_restore. DIR must be new or empty (made 0700).
+# Restore overwrites (stop the services first) and refuses a PROGRESS_ID_HASH_KEY other than the
+# backup's unless FORCE=1.
+backup: install
+	@test -n "$(DIR)" || { echo "usage: make backup DIR=/path/to/new/folder [ENDPOINTS=…]"; exit 2; }
+	$(PY) -m tools.backup backup "$(DIR)" --endpoints "$(or $(ENDPOINTS),endpoints.yml)"
+
+restore: install
+	@test -n "$(DIR)" || { echo "usage: make restore DIR=/path/to/backup [ENDPOINTS=…] [FORCE=1]"; exit 2; }
+	$(PY) -m tools.backup restore "$(DIR)" --endpoints "$(or $(ENDPOINTS),endpoints.yml)" $(if $(FORCE),--force)
+
 # The unanswered-question report (docs/operations.md): one CSV row per turn that ended in
 # "您是想问…？", the human route, a request for a person or a 👎, from SINCE (a date, Asia/Shanghai)
 # to UNTIL (included; default now). OUT: the CSV (default .state/reports/); CANDIDATES=1 adds
@@ -204,7 +245,9 @@ report-unanswered: install
 
 # Hotline-agent account for the console at /agent (new account, or a new password).
 # make agent-add USER=<name> PASSWORD=<password>; no terminal needed. Without PASSWORD it
-# asks on a terminal. AGENT_DB chooses the file (default .state/agents.db).
+# asks on a terminal. AGENT_DB chooses the file (default .state/agents.db). ROLE=supervisor
+# (or agent) sets the role: supervisors also see /agent/supervisor (docs/operations.md);
+# new accounts are agents, and without ROLE an existing account keeps its role.
 ifeq ($(origin PASSWORD),command line)
 override PASSWORD := $(value PASSWORD)
 export PASSWORD
@@ -212,7 +255,7 @@ endif
 agent-add: install
 	@if [ "$(origin USER)" != "command line" ]; then \
 	  echo "usage: make agent-add USER=<name> PASSWORD=<password>" >&2; exit 2; fi
-	@$(PY) -m web.agents add -- "$$USER"
+	@$(PY) -m web.agents add $(if $(ROLE),--role "$(ROLE)") -- "$$USER"
 
 # The WeChat official account's custom menu from knowledge/wechat_menu.yml (buttons:), through
 # POST /cgi-bin/menu/create. Needs WECHAT_APPID and WECHAT_APPSECRET in the environment (and
@@ -232,10 +275,11 @@ validate-knowledge: install
 # Held-out NLU test sets (tests/nlu/, never trained on; tests/nlu/test_leak_check.py fails on
 # near-copies of training examples). The in-house set: 95% floor. The hard set (written
 # apart, real-style: dialect, traditional, voice typos, long and two-topic messages): a
-# regression guard about 1.5 points under the measured 85.6 % (DIET + TF-IDF ensemble,
-# 2026-12-03); the goal is 95% overall and 85% per intent (docs/nlu-benchmark.md).
+# regression guard about 2.5 points under the measured 89.6 % (DIET + TF-IDF ensemble,
+# 2026-12-03, after the colloquial examples); the goal is 95% overall and 85% per intent
+# (docs/nlu-benchmark.md).
 NLU_FLOOR ?= 0.95
-NLU_HARD_FLOOR ?= 0.84
+NLU_HARD_FLOOR ?= 0.87
 test-nlu: $(MODEL)
 	$(RASA) test nlu --domain domain --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
 	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR) --name "in-house set"
