@@ -275,11 +275,11 @@ validate-knowledge: install
 # Held-out NLU test sets (tests/nlu/, never trained on; tests/nlu/test_leak_check.py fails on
 # near-copies of training examples). The in-house set: 95% floor. The hard set (written
 # apart, real-style: dialect, traditional, voice typos, long and two-topic messages): a
-# regression guard about 2.5 points under the measured 89.6 % (DIET + TF-IDF ensemble,
+# regression guard about 2.5 points under the measured 88.4 % (DIET + TF-IDF ensemble,
 # 2026-12-03, after the colloquial examples); the goal is 95% overall and 85% per intent
 # (docs/nlu-benchmark.md).
 NLU_FLOOR ?= 0.95
-NLU_HARD_FLOOR ?= 0.87
+NLU_HARD_FLOOR ?= 0.86
 test-nlu: $(MODEL)
 	$(RASA) test nlu --domain domain --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
 	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR) --name "in-house set"

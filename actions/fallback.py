@@ -18,6 +18,7 @@ from actions.answers import shared_codes, with_conversation_code
 from actions.reply import send
 from assistant.contacts import last_resort
 from assistant.content import get_knowledge
+from core import metrics
 from core.conversation_codes import CodeStore
 from core.textnorm import has_content
 
@@ -60,6 +61,7 @@ class ActionFallbackLadder(Action):
             # "？？？" / "..." / a lone emoji: no guesses to offer, and not yet a reason for
             # the human route; the ladder's stage stays where it was
             send(dispatcher, tracker, kb.no_content())
+            metrics.FALLBACKS.labels(kind="no_content").inc()
             # set again on this turn: the ladder looks at the previous turn only
             return [SlotSet("fallback_stage", tracker.get_slot("fallback_stage"))]
         if not asked_on_previous_turn(tracker.events):
@@ -69,9 +71,11 @@ class ActionFallbackLadder(Action):
             if question is not None:
                 logger.info("fallback: asking between %s", [b["payload"] for b in question.buttons])
                 send(dispatcher, tracker, question)
+                metrics.FALLBACKS.labels(kind="clarification").inc()
                 return reverted + [SlotSet("fallback_stage", ASKED)]
         logger.info("fallback: human route")
         # twice not understood: where the account staffs 客服 (WeChat), a person takes over
         # the code for the hotline goes with it (issue 19; actions/answers.py)
         send(dispatcher, tracker, with_conversation_code(kb.handoff(), tracker, self.codes), handover=True)
+        metrics.FALLBACKS.labels(kind="handoff").inc()
         return reverted + [SlotSet("fallback_stage", None)]

@@ -7,10 +7,11 @@ being asked for. Answers without digits ("要带哪些材料", "算了") are not
 form lets other rules handle them. Replies live in knowledge/progress_replies.yml; this
 module picks one and fills its variables.
 """
+import asyncio
 import datetime as dt
 import logging
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
@@ -21,12 +22,18 @@ from actions import config
 from actions.reply import send
 from assistant.contacts import last_resort
 from assistant.content import texts
+from assistant.presentation import Message
+from core import metrics
 from core.formats import (
     CHINA_TZ, STATUS_LABELS, find_application_no, is_plausible_application_no,
     normalize_application_no, normalize_id_last4,
 )
 from core.privacy import mask_id_card_numbers
 from core.progress_client import LookupResult, ProgressClient
+from core.status_subscriptions import (
+    DECLINE_PAYLOAD, FINAL_STATUSES, SUBSCRIBE_PAYLOAD, WATCH_KEY, WATCH_OFFER,
+    SubscriptionStore,
+)
 from core.textnorm import to_halfwidth
 
 logger = logging.getLogger(__name__)
@@ -51,6 +58,21 @@ STATUS_REPLIES = {
 }
 # status code -> the text said when the agency's record has no note
 NOTE_FALLBACKS = {"need_more": "note_need_more", "rejected": "note_rejected"}
+
+
+# Status-change notifications (issue 19) are offered after a found application on these
+# channels only: the channel itself answers the picked line and sends the notifications.
+NOTIFY_CHANNELS = {"wechat", "web"}
+_shared_subscriptions: Optional[SubscriptionStore] = None
+
+
+def shared_subscriptions() -> SubscriptionStore:
+    """The status-subscription store (STATUS_SUBSCRIPTIONS_DATABASE_URL, the same as the
+    WeChat channel's; tools/stack.py sets it for both), opened on first use."""
+    global _shared_subscriptions
+    if _shared_subscriptions is None:
+        _shared_subscriptions = SubscriptionStore.from_env()
+    return _shared_subscriptions
 
 
 def reply_text(reply: str, **variables: Any) -> str:
@@ -247,7 +269,9 @@ class ValidateProgressForm(FormValidationAction):
 
 
 class ActionCheckProgress(Action):
-    def __init__(self, client: Optional[ProgressClient] = None, max_attempts: Optional[int] = None):
+    def __init__(self, client: Optional[ProgressClient] = None, max_attempts: Optional[int] = None,
+                 subscriptions: Callable[[], SubscriptionStore] = shared_subscriptions):
+        self.subscriptions = subscriptions
         self.client = client or ProgressClient(
             config.PROGRESS_SERVICE_URL, config.PROGRESS_API_KEY, config.PROGRESS_TIMEOUT_SECONDS,
             config.PROGRESS_LOOKUP_THREADS)
@@ -282,9 +306,11 @@ class ActionCheckProgress(Action):
             return events
 
         result: LookupResult = await self.client.lookup_async(number, suffix, requester(tracker))
+        metrics.LOOKUPS.labels(outcome=result.outcome).inc()  # docs/deploy.md "Metrics"
         if result.outcome == "found":
             variables = status_reply(result.application or {})
             say(dispatcher, tracker, variables.pop("reply"), **variables)
+            await self._offer_notifications(dispatcher, tracker, number, result.application or {})
             return events + [SlotSet("lookup_attempts", 0)]
         if result.outcome == "locked":
             say(dispatcher, tracker, "locked", **retry_time(result.retry_after))
@@ -299,6 +325,39 @@ class ActionCheckProgress(Action):
             return events + [SlotSet("lookup_attempts", attempts), FollowupAction(FORM)]
         say(dispatcher, tracker, "unavailable")
         return events
+
+
+    async def _offer_notifications(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                   number: str, application: Dict[str, Any]) -> None:
+        """The status can still change. WeChat: "状态有变化时通知我？" with two numbered
+        lines; the offer (OpenID = sender id, number, status) waits in the store for the
+        answer, which the channel handles. The widget (a `web-` session, not the agents'
+        console): the offer under the session id, a note (progress_replies.yml watch_note)
+        and the marker {"status_watch": "offer"}, which the web channel turns into the
+        browser's watch token on the way out (docs/web.md "Status changes"): no token in
+        the tracker store. Any failure: no offer, the lookup stands."""
+        status = application.get("status")
+        channel = (tracker.get_latest_input_channel() or "").lower()
+        if channel not in NOTIFY_CHANNELS or status not in STATUS_LABELS or status in FINAL_STATUSES:
+            return
+        widget = channel == "web"
+        if widget and not (tracker.sender_id or "").startswith("web-"):
+            return
+        number = normalize_application_no(application.get("application_no") or number)
+        try:
+            store = self.subscriptions()
+            await asyncio.get_running_loop().run_in_executor(
+                None, store.offer, tracker.sender_id, number, status)
+            offer = Message(reply_text("watch_note")) if widget else Message(
+                reply_text("notify_offer"), [
+                    {"title": reply_text("notify_yes"), "payload": SUBSCRIBE_PAYLOAD},
+                    {"title": reply_text("notify_no"), "payload": DECLINE_PAYLOAD}])
+        except Exception as error:  # noqa: BLE001 - the lookup's answer is what matters
+            logger.error("status notifications not offered: %s", type(error).__name__)
+            return
+        send(dispatcher, tracker, offer)
+        if widget:
+            dispatcher.utter_message(json_message={WATCH_KEY: WATCH_OFFER})
 
 
 class ActionAskApplicationNo(Action):

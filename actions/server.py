@@ -9,22 +9,33 @@ Here rasa-sdk's own `create_app` is wrapped, not patched:
 - host: ACTIONS_HOST, default 127.0.0.1 (set 0.0.0.0 only when Rasa runs on another
   machine, behind a firewall);
 - ACTION_SERVER_TOKEN (required, the server refuses to start without it): every request
-  but GET /health must carry it as the `token` query parameter, which is what Rasa sends
+  but GET /health and GET /ready must carry it as the `token` query parameter, which is what Rasa sends
   for `action_endpoint: {url: ..., token: ...}` (rasa/utils/endpoints.py EndpointConfig);
   anything else gets 401 before rasa-sdk reads the body.
+
+Operations (docs/deploy.md): GET /ready answers 503 when the progress service does not
+answer its /health (cheap: no lookup, no key); each action call is logged with the turn's
+request id, which the channel put into the user message's metadata (core/request_id.py),
+and the progress client passes it on; metrics on ACTIONS_METRICS_PORT (core/metrics.py).
 """
 import argparse
+import asyncio
 import hmac
+import json
 import logging
 import os
 import sys
+import zlib
+from typing import Optional
 
 from rasa_sdk import utils
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.plugin import plugin_manager
 from sanic import response
 
-from core import log_privacy
+from actions import config
+from core import log_privacy, metrics, request_id
+from core.progress_client import ProgressClient
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +44,9 @@ HOST_VARIABLE = "ACTIONS_HOST"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5055
 TOKEN_PARAMETER = "token"  # EndpointConfig.token_name's default
-OPEN_PATHS = {"/health"}  # the stack's health check; says nothing but {"status": "ok"}
+# the stack's health and readiness checks; they say nothing but ok / not ready
+OPEN_PATHS = {"/health", "/ready"}
+READY_TIMEOUT_SECONDS = 3.0
 
 
 def token_matches(given, expected: str) -> bool:
@@ -43,7 +56,21 @@ def token_matches(given, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def build_app(token: str, package: str = "actions"):
+def action_call_of(request) -> dict:
+    """The action call Rasa posted (rasa-sdk's reading of it: JSON, deflated or not); {}
+    when it is something else (rasa-sdk answers that itself)."""
+    try:
+        body = request.body or b""
+        if request.headers.get("Content-Encoding") == "deflate":
+            body = zlib.decompress(body)
+        call = json.loads(body)
+    except Exception:  # noqa: BLE001 - not ours to judge
+        return {}
+    return call if isinstance(call, dict) else {}
+
+
+def build_app(token: str, package: str = "actions",
+              progress: Optional[ProgressClient] = None):
     """rasa-sdk's app for `package`, with the shared-secret check in front of it."""
     if not token:
         raise ValueError(f"{TOKEN_VARIABLE} is empty: the action server never runs open")
@@ -51,11 +78,35 @@ def build_app(token: str, package: str = "actions"):
 
     @app.middleware("request")
     async def require_token(request):
+        request_id.set_current("")  # keep-alive: nothing of the previous call
         if request.path in OPEN_PATHS:
             return None
         if token_matches(request.args.get(TOKEN_PARAMETER), token):
+            if request.path == "/webhook" and request.method == "POST":
+                call = action_call_of(request)
+                # the turn's id from the channel (the user message's metadata), else a new one
+                request_id.set_current(request_id.from_tracker(call.get("tracker")) or request_id.new())
+                action = call.get("next_action")
+                action = action if isinstance(action, str) and action.isidentifier() else "unknown"
+                metrics.ACTIONS.labels(action=action).inc()
+                logger.info("running %s", action)
             return None
         return response.json({"error": "unauthorized"}, status=401)
+
+    progress = progress or ProgressClient(config.PROGRESS_SERVICE_URL, "", READY_TIMEOUT_SECONDS)
+
+    @app.get("/ready")
+    async def ready(_request):
+        """Ready when the progress service answers its /health (no lookup, no key)."""
+        try:
+            answers = await asyncio.wait_for(asyncio.to_thread(progress.health),
+                                             READY_TIMEOUT_SECONDS + 1)
+        except Exception:  # noqa: BLE001 - any failure is "not ready"
+            answers = False
+        if not answers:
+            logger.warning("readiness: the progress service does not answer")
+            return response.json({"status": "not ready", "failed": ["progress_service"]}, status=503)
+        return response.json({"status": "ready"})
 
     return app
 
@@ -77,7 +128,9 @@ def main(argv=None) -> int:
     logging.getLogger("matplotlib").setLevel(logging.WARN)
     utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
     utils.update_sanic_log_level()
+    request_id.install()  # the turn's request id on every log line of an action call
     app = build_app(token, args.actions)
+    metrics.serve("ACTIONS_METRICS_PORT")
     plugin_manager().hook.attach_sanic_app_extensions(app=app)
     logger.info("Action endpoint is up and running on http://%s:%s (token required)",
                 args.host, args.port)

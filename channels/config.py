@@ -49,3 +49,16 @@ class ConversationStoreSettings:
             purge_interval_minutes=_number(environ, "CONVERSATION_PURGE_INTERVAL_MINUTES",
                                            cls.purge_interval_minutes, 0),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusEventSettings:
+    """The progress system's signed status events (core/status_events.py,
+    docs/operations.md "Status-change notifications"): the web channel's route checks them
+    with this secret (the WeChat channel reads the same variable in wechat_channel/config.py)."""
+
+    events_secret: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "StatusEventSettings":
+        return cls(events_secret=environ.get("PROGRESS_EVENTS_SECRET", ""))

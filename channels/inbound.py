@@ -7,16 +7,22 @@
   the trusted proxy reports it, or the signed WeChat OpenID);
 - `handle`: typed text through core.inbound (ID numbers masked, no "/" commands unless a
   button the bot offered sends them, length capped), and the buttons of the bot's answer
-  remembered for the next message.
+  remembered for the next message;
+- `run_turn`: one observed turn (docs/deploy.md): its request id (the request's sane
+  X-Request-Id, which nginx sets, else a new one; core/request_id.py) in the message's
+  metadata and on every log line of the turn, so the action server and the progress
+  service log it too; the turn counted and timed per channel (core/metrics.py).
 """
 import json
 import logging
+import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from rasa.core.channels.channel import UserMessage
 from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 
+from core import metrics, request_id
 from core.inbound import OfferedPayloads, incoming_text, offered_in_events
 from core.privacy import client_reference
 
@@ -120,10 +126,12 @@ async def offered_to(conversation: str, sender_id: str, text: Any, request: Opti
 
 async def handle(on_new_message: Callable[[UserMessage], Awaitable[Any]],
                  message: UserMessage, metadata: Dict[str, Any], request: Optional[Request] = None,
-                 offered: Optional[frozenset] = None) -> Any:
+                 offered: Optional[frozenset] = None, reply_to: Optional[str] = None) -> Any:
     """Runs one message through the bot: the text as typed_text (or an offered payload),
     the server's metadata only; remembers the buttons the bot answers with. `offered`:
-    what the channel already found on offer (offered_to), so it is not looked up twice."""
+    what the channel already found on offer (offered_to), so it is not looked up twice.
+    `reply_to`: the client's own id when the conversation's id is namespaced (channels/
+    masked.py: "rest:abc"), so replies go to (and name) the id the client sent."""
     conversation = f"{message.input_channel}:{message.sender_id}"
     if offered is None:
         offered = await offered_to(conversation, message.sender_id, message.text, request)
@@ -139,10 +147,37 @@ async def handle(on_new_message: Callable[[UserMessage], Awaitable[Any]],
                 for button in reply.get(key) or []:
                     if isinstance(button, dict):
                         offered.append(button.get("payload"))
+            if reply_to is not None and recipient_id == message.sender_id:
+                recipient_id = reply_to
             await send_response(recipient_id, reply)
 
         output.send_response = remembering  # this message's channel object only
     try:
-        return await on_new_message(message)
+        return await run_turn(on_new_message, message, request)
     finally:
         OFFERED.remember(conversation, offered)
+
+
+async def run_turn(on_new_message: Callable[[UserMessage], Awaitable[Any]], message: UserMessage,
+                   request: Optional[Request] = None) -> Any:
+    """Runs `message` through the bot as one observed turn. Its request id: the request's
+    sane X-Request-Id or a new one; without a request (WeChat runs messages in a task of
+    their own), the one the task inherited from the route that received it. It goes into
+    the message's metadata (`request_id`, for the action server) unless there is none (a
+    message made without a request, in tests)."""
+    turn_id = request_id.from_headers(request.headers) if request is not None else request_id.current()
+    if turn_id:
+        message.metadata = {**(message.metadata or {}), request_id.METADATA_KEY: turn_id}
+    token = request_id.set_current(turn_id)
+    channel = message.input_channel or "unknown"
+    started = time.monotonic()
+    logger.info("turn on %s", channel)
+    try:
+        return await on_new_message(message)
+    except Exception:
+        metrics.TURN_ERRORS.labels(channel=channel).inc()
+        raise
+    finally:
+        metrics.TURNS.labels(channel=channel).inc()
+        metrics.TURN_SECONDS.labels(channel=channel).observe(time.monotonic() - started)
+        request_id.reset(token)

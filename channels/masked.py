@@ -12,7 +12,12 @@ message they
 - drop the client's `metadata` and `input_channel` and set the server's own (who is
   asking: a hash of the client address);
 - refuse (400) a REST body that is not {"sender": "<id>", "message": "<text>"} and (413)
-  one over channels.inbound.MAX_BODY_BYTES, instead of an exception (500).
+  one over channels.inbound.MAX_BODY_BYTES, instead of an exception (500);
+- keep each client-chosen sender id in a namespace of its channel: the conversation of
+  REST sender "abc" is "rest:abc", of socket.io session "xyz" "sio:xyz", so no client can
+  name (continue, or use up the lookups of) a WeChat OpenID's or a widget visitor's
+  conversation, nor one of the other channel. Replies still go to, and name, the id the
+  client sent (`recipient_id`, the socket.io room).
 
 Enabled in credentials.yml under their module paths instead of `rest:`/`socketio:`.
 """
@@ -32,6 +37,10 @@ from channels.inbound import TooLarge, client_address, handle, read_json, server
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_CHARS = 128
+# Conversation ids of the channels whose clients choose the sender: never the form of a
+# WeChat OpenID ([A-Za-z0-9_-]) or a widget id (web-…, agent-console-…), which have no ":".
+REST_NAMESPACE = "rest:"
+SOCKETIO_NAMESPACE = "sio:"
 
 
 def _storable(text: str) -> bool:
@@ -81,16 +90,18 @@ class MaskedRestInput(RestInput):
             sender, text = parsed["sender"], parsed["message"]
             metadata = self.get_metadata(request)
 
+            conversation = REST_NAMESPACE + sender
+
             async def on_message(message: UserMessage) -> Any:
-                return await handle(on_new_message, message, metadata, request)
+                return await handle(on_new_message, message, metadata, request, reply_to=sender)
 
             if request.args.get("stream", "").lower() == "true":  # Rasa's streaming option
                 return response.stream(
-                    self.stream_response(on_message, text, sender, self.name(), metadata),
+                    self.stream_response(on_message, text, conversation, self.name(), metadata),
                     content_type="text/event-stream")
             collector = CollectingOutputChannel()
             try:
-                await on_message(UserMessage(text, collector, sender, input_channel=self.name(),
+                await on_message(UserMessage(text, collector, conversation, input_channel=self.name(),
                                              metadata=metadata))
             except asyncio.CancelledError:
                 logger.error("rest: message handling timed out")
@@ -142,15 +153,15 @@ class MaskedSocketIOInput(SocketIOInput):
                 session_id = data.get("session_id")
                 if not isinstance(session_id, str) or not session_id or not _storable(session_id):
                     return
-                sender_id = data["session_id"][:MAX_SENDER_CHARS]
+                room = data["session_id"][:MAX_SENDER_CHARS]
             else:
-                sender_id = sid
+                room = sid
             environ = sio.get_environ(sid, namespace=self.namespace) or {}
             request = environ.get("sanic.request")
             metadata = server_metadata("ip", client_address(request))
             message = UserMessage(data.get("message", ""), SocketIOOutput(sio, self.bot_message_evt),
-                                  sender_id, input_channel=self.name(), metadata=metadata)
-            await handle(on_new_message, message, metadata, request)
+                                  SOCKETIO_NAMESPACE + room, input_channel=self.name(), metadata=metadata)
+            await handle(on_new_message, message, metadata, request, reply_to=room)
 
         sio.on(self.user_message_evt, handle_message, namespace=self.namespace)
         return webhook

@@ -22,11 +22,22 @@ feedback_*), and POST /webhooks/web/feedback {"sender", "rating": "positive"|"ne
 the tracker store (channels/feedback.py), without running the bot: 200 {"status":
 "recorded"}, 409 {"error": why not} (nothing to rate, already rated, session expired).
 
+Status changes (issue 19, docs/web.md "Status changes"): after a found lookup the action
+sends the marker {"status_watch": "offer"}; on its way out (WebOutputChannel) it becomes
+{"status_watch": {"token": <random>}} for the widget, so the token never reaches the
+tracker store. POST /webhooks/web/status-changes {"tokens": [...≤3], "cancel"?: true}
+answers {"messages": [{"text"}], "forget": [tokens]} (core/status_subscriptions.py); a
+typed "取消通知" is answered here, without a bot run, with {"status_watch": {"clear": true}}.
+POST /webhooks/web/status-events takes the progress system's signed event
+(channels/status_events.py; internal: nginx does not expose it).
+
 Enabled in credentials.yml with `channels.web.WebInput:`. No sanic app of the web
 console is imported here: Rasa loads this module in its own process.
 """
+import json
 import logging
 import re
+import unicodedata
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -36,18 +47,29 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from assistant.content import texts
+from channels.config import StatusEventSettings
 from channels.feedback import RECORDED, record_rating
+from channels.health import readiness, start_metrics
 from channels.inbound import (
     OFFERED, TooLarge, client_address, handle, offered_to, read_json, server_metadata,
 )
+from channels.inbound import read_body
+from channels.status_events import StoreGetter, in_thread, lazy_store, receive_status_event
 from core.feedback import MAX_REASON_CHARS, OFFER, OFFER_KEY, RATINGS, reason_text
+from core.formats import STATUS_LABELS
 from core.inbound import MAX_TEXT_CHARS, incoming_text
+from core.privacy import mask_application_no
+from core.status_subscriptions import (
+    CANCEL_COMMANDS, MAX_WATCHES_PER_BROWSER, WATCH_KEY, WATCH_OFFER, SubscriptionStore,
+    sane_watch_token,
+)
 
 logger = logging.getLogger(__name__)
 
 # web-<uuid4> (or web-<32 hex>) from widget.js; agent-console-<16 hex> from web/clients.py
 SENDER_PATTERN = re.compile(r"^(?:web-[0-9a-f-]{8,64}|agent-console-[0-9a-f]{16})$")
 MAX_MESSAGE_CHARS = MAX_TEXT_CHARS
+MAX_STATUS_CHANGES_BODY_BYTES = 1024  # three tokens and a flag, with room to spare
 
 
 # The widget's wording of a rating, knowledge/channel_texts.yml feedback_<key>.
@@ -68,7 +90,32 @@ def rating_wording() -> Dict[str, Any]:
 class WebOutputChannel(CollectingOutputChannel):
     """Collects replies; its name lets responses carry `channel: web` variations. A message
     the action marked as rateable ({"feedback": "offer"}, core/feedback.py) gets the
-    rating's wording under `feedback`; the widget draws 👍/👎 under it."""
+    rating's wording under `feedback`; the widget draws 👍/👎 under it. The marker
+    {"status_watch": "offer"} becomes a watch token here (`watches`: the store)."""
+
+    def __init__(self, watches: Optional[StoreGetter] = None) -> None:
+        super().__init__()
+        self.watches = watches
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any],
+                               **kwargs: Any) -> None:
+        if isinstance(json_message, dict) and json_message.get(WATCH_KEY) == WATCH_OFFER:
+            # a new dict: the one passed in is the tracker's event data, which keeps the marker
+            token = await self._start_watch(recipient_id)
+            if token:
+                self.messages.append({"recipient_id": recipient_id,
+                                      "custom": {WATCH_KEY: {"token": token}}})
+            return
+        await super().send_custom_json(recipient_id, json_message, **kwargs)
+
+    async def _start_watch(self, recipient_id: Text) -> Optional[str]:
+        if self.watches is None or not str(recipient_id).startswith("web-"):
+            return None
+        try:
+            return await in_thread((await self.watches()).start_watch, recipient_id)
+        except Exception:  # noqa: BLE001 - the lookup's answer stands without a watch
+            logger.exception("web channel: status watch not started")
+            return None
 
     @classmethod
     def name(cls) -> Text:
@@ -125,17 +172,57 @@ def parse_feedback(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
     return {"sender": sender, "rating": rating, "reason": reason}, None
 
 
+def _typed_command(text: Text) -> Text:
+    return unicodedata.normalize("NFKC", text or "").strip().rstrip("。.!！").strip()
+
+
+def parse_status_changes(body: Any) -> (Optional[Dict[str, Any]], Optional[str]):
+    """Returns ({"tokens", "cancel"}, None) or (None, reason): at most
+    MAX_WATCHES_PER_BROWSER tokens, each a sane one (core.status_subscriptions)."""
+    if not isinstance(body, dict):
+        return None, "body must be a JSON object"
+    tokens, cancel = body.get("tokens"), body.get("cancel", False)
+    if not isinstance(tokens, list) or len(tokens) > MAX_WATCHES_PER_BROWSER:
+        return None, f"tokens must be a list of at most {MAX_WATCHES_PER_BROWSER}"
+    if not all(sane_watch_token(token) for token in tokens):
+        return None, "tokens must be the widget's watch tokens"
+    if not isinstance(cancel, bool):
+        return None, "cancel must be true or false"
+    return {"tokens": list(dict.fromkeys(tokens)), "cancel": cancel}, None
+
+
+def status_change_line(application_no: str, status: str) -> str:
+    """What the widget shows for one change: masked number, status label, how to see more."""
+    return texts("channel_texts").render(
+        "status_changed_web", number=mask_application_no(application_no),
+        status_label=STATUS_LABELS.get(status, status))
+
+
 class WebInput(RestInput):
     @classmethod
     def name(cls) -> Text:
         return "web"
 
+    def __init__(self, events: Optional[StatusEventSettings] = None,
+                 store_factory: Callable[[], SubscriptionStore] = SubscriptionStore.from_env) -> None:
+        # PROGRESS_EVENTS_SECRET (channels/config.py); STATUS_SUBSCRIPTIONS_DATABASE_URL,
+        # shared with the action server (offers) and the WeChat channel
+        self.events = events or StatusEventSettings.from_env()
+        self.watches = lazy_store(store_factory)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         web_webhook = Blueprint("web_widget_webhook", __name__)
+        start_metrics()  # the Rasa process's metrics (RASA_METRICS_PORT; channels/health.py)
 
         @web_webhook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @web_webhook.route("/ready", methods=["GET"])
+        async def ready(request: Request) -> HTTPResponse:
+            """Readiness of this Rasa process: model, tracker store, lock store."""
+            status, body = await readiness(request.app)
+            return response.json(body, status=status)
 
         @web_webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
@@ -152,7 +239,15 @@ class WebInput(RestInput):
             parsed, reason = parse_request(body, offered)
             if parsed is None:
                 return response.json({"error": reason}, status=400)
-            collector = WebOutputChannel()
+            if _typed_command(parsed["message"]) in CANCEL_COMMANDS \
+                    and parsed["sender"].startswith("web-"):
+                # answered here, like WeChat: the widget then drops its tokens (and asks
+                # the server to delete them, POST /status-changes with cancel)
+                return response.json([
+                    {"recipient_id": parsed["sender"],
+                     "text": texts("channel_texts").render("status_watch_cancelled")},
+                    {"recipient_id": parsed["sender"], "custom": {WATCH_KEY: {"clear": True}}}])
+            collector = WebOutputChannel(self.watches)
             metadata = server_metadata("ip", client_address(request))
             try:
                 # typed text or a button the bot offered (channels.inbound.handle)
@@ -187,5 +282,49 @@ class WebInput(RestInput):
             if outcome != RECORDED:
                 return response.json({"error": outcome}, status=409)
             return response.json({"status": outcome})
+
+        @web_webhook.route("/status-changes", methods=["POST"], stream=True)
+        async def status_changes(request: Request) -> HTTPResponse:
+            """A returning visitor's watch tokens: the changes not yet seen (each once), the
+            tokens to forget. With "cancel": the watches end and every token is forgotten."""
+            data = await read_body(request, MAX_STATUS_CHANGES_BODY_BYTES)
+            if data is None:
+                return response.json({"error": "body too large"}, status=400)
+            try:
+                body = json.loads(data)
+            except (ValueError, RecursionError):
+                body = None
+            parsed, reason = parse_status_changes(body)
+            if parsed is None:
+                return response.json({"error": reason}, status=400)
+            tokens = parsed["tokens"]
+            if not tokens:
+                return response.json({"messages": [], "forget": []})
+            try:
+                store = await self.watches()
+                if parsed["cancel"]:
+                    removed = await in_thread(store.forget_watches, tokens)
+                    logger.info("web channel: %d status watch(es) cancelled", removed)
+                    return response.json({"messages": [], "forget": tokens})
+                changes, forget = await in_thread(store.watch_changes, tokens)
+            except Exception:  # the widget tries again on the next visit
+                logger.exception("web channel: status watches unavailable")
+                return response.json({"error": "unavailable"}, status=503)
+            if changes:
+                logger.info("web channel: %d status change(s) shown to a returning visitor",
+                            len(changes))
+            return response.json({
+                "messages": [{"text": status_change_line(change.application_no, change.status)}
+                             for change in changes],
+                "forget": forget})
+
+        @web_webhook.route("/status-events", methods=["POST"], stream=True)
+        async def status_event(request: Request) -> HTTPResponse:
+            """The progress system's signed status change when the WeChat channel is off
+            (else PROGRESS_EVENTS_URL is WeChat's route, which records it too): internal,
+            never behind nginx."""
+            answer, _event = await receive_status_event(
+                request, self.events.events_secret, self.watches, self.name())
+            return answer
 
         return web_webhook

@@ -5,10 +5,14 @@ Every HTTP detail and every failure mode is mapped here to a small LookupResult
 exception. The caller passes base URL, key and timeout (each process reads them from
 its own settings; tests use a loopback server). The async methods run the blocking request in a worker
 thread with an overall deadline, so the action server's event loop never waits on it.
+Each request carries the current request id (core/request_id.py) as `X-Request-Id`, so the
+service's log line of a lookup names the turn it belongs to.
 """
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -17,7 +21,7 @@ from urllib.parse import quote
 
 import requests
 
-from core import defaults
+from core import defaults, request_id
 from core.privacy import mask_application_no, sender_reference
 
 logger = logging.getLogger(__name__)
@@ -79,10 +83,11 @@ class ProgressClient:
         url = f"{self.base_url}/api/v1/applications/{quote(application_no, safe='')}"
         masked = mask_application_no(application_no)
         deadline = time.monotonic() + self.timeout
+        traced = {request_id.HEADER: request_id.current()} if request_id.current() else {}
         try:
             response = requests.get(
                 url, headers={"X-API-Key": self.api_key or "", "Accept-Encoding": "identity",
-                              **headers},
+                              **traced, **headers},
                 timeout=(self.timeout, self.timeout), stream=True,
             )
             try:
@@ -149,8 +154,10 @@ class ProgressClient:
         try:
             # a worker thread, and an overall deadline: a server that trickles its
             # answer byte by byte cannot hold the conversation past the timeout
+            # in the caller's context: the request id goes along (X-Request-Id, log lines)
             loop = asyncio.get_running_loop()
-            return await asyncio.wait_for(loop.run_in_executor(self._pool, function, *args),
+            call = functools.partial(contextvars.copy_context().run, function, *args)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, call),
                                           self.timeout + 0.2)
         except asyncio.TimeoutError:
             logger.warning("progress service did not answer within %.1fs", self.timeout)

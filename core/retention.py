@@ -1,4 +1,5 @@
-"""How long conversations are kept, as the privacy notice tells people.
+"""How long conversations are kept, as the privacy notice tells people, and how long the
+console's audit rows are kept.
 
 CONVERSATION_RETENTION_DAYS (default 30, at least 1, may be fractional) is the period
 after which the tracker store deletes a conversation (channels/config.py reads it for
@@ -12,6 +13,17 @@ from typing import Mapping, Type
 ENV_VAR = "CONVERSATION_RETENTION_DAYS"
 DEFAULT_DAYS = 30.0
 MINIMUM_DAYS = 1.0
+
+# The console's audit trail (web/agents.py `audit`: who looked up which masked application
+# number, question or conversation code, when, with what outcome) is kept AUDIT_RETENTION_DAYS
+# (default 184, at least 1) and then deleted by `make purge-conversations`
+# (tools/purge_conversations.py). Why 184: the audit is a log of access to personal data,
+# and the Cybersecurity Law (网络安全法, art. 21) asks that such logs be kept no less than
+# six months; 184 days is six months in every case. PIPL's minimum-necessary rule (art. 19)
+# asks for no longer than needed, so the default is that floor, not more
+# (docs/security.md "Audit rows").
+AUDIT_ENV_VAR = "AUDIT_RETENTION_DAYS"
+DEFAULT_AUDIT_DAYS = 184.0
 
 
 class RetentionError(ValueError):
@@ -36,6 +48,11 @@ def number_setting(environ: Mapping[str, str], name: str, default: float, minimu
 
 def retention_days(environ: Mapping[str, str]) -> float:
     return number_setting(environ, ENV_VAR, DEFAULT_DAYS, MINIMUM_DAYS, RetentionError, " (days)")
+
+
+def audit_retention_days(environ: Mapping[str, str]) -> float:
+    """AUDIT_RETENTION_DAYS: how long the console's audit rows are kept."""
+    return number_setting(environ, AUDIT_ENV_VAR, DEFAULT_AUDIT_DAYS, MINIMUM_DAYS, RetentionError, " (days)")
 
 
 def days_text(days: float) -> str:

@@ -1,12 +1,33 @@
 """Tables and engine. SQLAlchemy 1.4 Core (the version Rasa pins).
 
-SQLite by default, PostgreSQL by URL (PROGRESS_DATABASE_URL). The schema is created
-on start-up if missing. For PostgreSQL a schema other than `public` can be chosen in
-the URL: postgresql://user@host/db?options=-csearch_path%3Dmyschema
+SQLite by default, PostgreSQL by URL (PROGRESS_DATABASE_URL). For PostgreSQL a schema
+other than `public` can be chosen in the URL:
+postgresql://user@host/db?options=-csearch_path%3Dmyschema
+
+The schema is Alembic's (progress_service/migrations/, docs/deploy.md "Migrations"):
+`make_engine` brings it to the current version (PROGRESS_SCHEMA_AT_START=migrate, the
+default) or only checks that it is current (`check`, production: `make migrate` runs as a
+step before the processes start, so replicas never race to change it).
 """
+import pathlib
+
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from core.private_files import private_sqlite_file, sqlite_path
+from progress_service import settings
+
+MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
+# Alembic's version table, named for this service: the database may be shared
+VERSION_TABLE = "progress_alembic_version"
+SCHEMA_MODES = ("migrate", "check")
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the migrations' head (PROGRESS_SCHEMA_AT_START=check)."""
 
 metadata = sa.MetaData()
 
@@ -70,7 +91,12 @@ agent_audit = sa.Table(
 )
 
 
-def make_engine(url: str) -> sa.engine.Engine:
+def make_engine(url: str, schema: str = "") -> sa.engine.Engine:
+    """An engine on `url` whose schema is current. `schema`: `migrate` or `check`
+    (default: PROGRESS_SCHEMA_AT_START)."""
+    schema = schema or settings.SCHEMA_AT_START
+    if schema not in SCHEMA_MODES:
+        raise ValueError(f"PROGRESS_SCHEMA_AT_START={schema!r}: one of {', '.join(SCHEMA_MODES)}")
     kwargs = {"future": True, "pool_pre_ping": True}
     path = sqlite_path(url)
     if path is not None:  # created 0600 in a 0700 state folder before SQLite opens it
@@ -81,8 +107,41 @@ def make_engine(url: str) -> sa.engine.Engine:
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _begin_immediate(engine)
-    metadata.create_all(engine)
+    if schema == "migrate":
+        migrate(engine)
+    else:
+        current, head = schema_versions(engine)
+        if current != head:
+            engine.dispose()
+            raise SchemaNotCurrent(
+                f"the progress database is at schema version {current or 'none'}, the code needs "
+                f"{head}: run `make migrate` (docs/deploy.md) before starting the service")
     return engine
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def migrate(engine: sa.engine.Engine) -> None:
+    """Upgrade the database to the migrations' head (a no-op when it is there). A database
+    made by `create_all` before migrations existed is adopted by the baseline revision."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def schema_versions(engine: sa.engine.Engine):
+    """(the database's revision or None, the code's head revision)."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    return current, head
 
 
 def _begin_immediate(engine: sa.engine.Engine) -> None:

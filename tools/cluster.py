@@ -12,7 +12,8 @@ It reuses tools/stack.py: `build_services` once per replica (so each process get
 `make run` gives it), the processes renamed rasa-1/rasa-2 and actions-1/actions-2, plus
 nginx from deploy/nginx.cluster.conf.template. Before the replicas start, the tracker
 store's database and tables are created once (tools/purge_conversations.py, run as a step),
-so two replicas never race to create them.
+and the other databases are migrated (tools/migrate.py), so two replicas never race to
+create or change a schema.
 
 Every name, port and secret comes from the environment, with defaults for local use
 (`ClusterSettings.from_env`; the table in docs/deploy.md). Tests and the benchmark build a
@@ -33,7 +34,9 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from core import defaults
-from tools.stack import VENV_BIN, Service, Stack, StackSettings, build_services, serve
+from tools.process_env import bare_policy, child_environment
+from tools.stack import (BIND_HOST_ENV, CORS_ENV, VENV_BIN, Service, Stack, StackSettings, build_services,
+                         reach_host, serve, url_origins)
 
 ROOT = defaults.ROOT
 TEMPLATE = ROOT / "deploy" / "nginx.cluster.conf.template"
@@ -48,6 +51,11 @@ STORE_DEFAULTS = {
 }
 
 
+def _nth(ports: Tuple[int, ...], index: int) -> int:
+    """Replica `index`'s port: the last one again past the end; 0 (none) when empty."""
+    return ports[min(index, len(ports) - 1)] if ports else 0
+
+
 def _ports(text: str) -> List[int]:
     return [int(part) for part in text.replace(" ", "").split(",") if part]
 
@@ -59,7 +67,7 @@ class ClusterSettings:
     public_host: str = defaults.HOST          # nginx's public listen address
     public_port: int = 8000
     public_url: str = ""                       # as visitors reach nginx; default http://host:port
-    internal_host: str = defaults.HOST         # every other process: loopback
+    internal_host: str = defaults.HOST         # every other process: BIND_HOST, default loopback
     rasa_ports: Tuple[int, ...] = (5005, 5006)
     actions_ports: Tuple[int, ...] = (5055, 5056)
     actions_upstream_port: int = 5050          # nginx → action servers (Rasa's action_endpoint)
@@ -67,6 +75,12 @@ class ClusterSettings:
     progress_port: int = defaults.PROGRESS_PORT
     web_port: int = defaults.WEB_PORT          # the first web replica
     web_ports: Tuple[int, ...] = ()            # all web replicas; default (web_port, web_port + 1)
+    # Prometheus metrics (core/metrics.py, docs/deploy.md): one loopback port per process,
+    # by replica (the last one again past the end; 0: none)
+    rasa_metrics_ports: Tuple[int, ...] = (9103, 9113)
+    actions_metrics_ports: Tuple[int, ...] = (9102, 9112)
+    web_metrics_ports: Tuple[int, ...] = (9104, 9114)
+    progress_metrics_port: int = 9101
     state_dir: pathlib.Path = defaults.STATE_DIR / "cluster"
     model_path: pathlib.Path = defaults.STATE_DIR / "models"
     endpoints: pathlib.Path = ROOT / "deploy" / "endpoints.production.yml"
@@ -80,6 +94,8 @@ class ClusterSettings:
         get = environ.get
         if get("CLUSTER_HOST"):
             settings.public_host = get("CLUSTER_HOST")
+        if get(BIND_HOST_ENV):
+            settings.internal_host = get(BIND_HOST_ENV).strip()
         for field, var in (("public_port", "CLUSTER_PORT"), ("actions_upstream_port", "ACTIONS_UPSTREAM_PORT"),
                            ("rasa_internal_port", "RASA_INTERNAL_PORT"), ("progress_port", "PROGRESS_PORT"),
                            ("web_port", "WEB_PORT")):
@@ -91,6 +107,11 @@ class ClusterSettings:
             settings.actions_ports = tuple(_ports(get("ACTIONS_PORTS")))
         if get("WEB_PORTS"):
             settings.web_ports = tuple(_ports(get("WEB_PORTS")))
+        for field in ("rasa_metrics_ports", "actions_metrics_ports", "web_metrics_ports"):
+            if get(field.upper()):  # RASA_METRICS_PORTS=9103,9113 ...
+                setattr(settings, field, tuple(_ports(get(field.upper()))))
+        if get("PROGRESS_METRICS_PORT"):
+            settings.progress_metrics_port = int(get("PROGRESS_METRICS_PORT"))
         for field, var in (("state_dir", "CLUSTER_STATE_DIR"), ("model_path", "RASA_MODEL"),
                            ("endpoints", "RASA_ENDPOINTS"), ("credentials", "RASA_CREDENTIALS")):
             if get(var):
@@ -116,7 +137,11 @@ class ClusterSettings:
             actions_port=self.actions_ports[min(index, len(self.actions_ports) - 1)],
             progress_port=self.progress_port, web_port=self.web_port, state_dir=self.state_dir,
             model_path=self.model_path, endpoints=self.runtime_endpoints(),
-            credentials=self.credentials, host=self.internal_host)
+            credentials=self.credentials, host=self.internal_host,
+            rasa_metrics_port=_nth(self.rasa_metrics_ports, index),
+            actions_metrics_port=_nth(self.actions_metrics_ports, index),
+            progress_metrics_port=self.progress_metrics_port,
+            web_metrics_port=_nth(self.web_metrics_ports, 0))
 
     def runtime_endpoints(self) -> pathlib.Path:
         """The production endpoints file, with this cluster's lock-store key prefix if set."""
@@ -161,7 +186,8 @@ def cluster_environ(environ=os.environ) -> Dict[str, str]:
     # replies; the console's accounts, sessions, audit and throttles; the hotline codes
     for name, value in (("WECHAT_STATE_REDIS_URL", redis_url), ("WEB_STATE_REDIS_URL", redis_url),
                         ("AGENT_DATABASE_URL", database_url),
-                        ("CONVERSATION_CODES_DATABASE_URL", database_url)):
+                        ("CONVERSATION_CODES_DATABASE_URL", database_url),
+                        ("STATUS_SUBSCRIPTIONS_DATABASE_URL", database_url)):
         if not env.get(name):
             env[name] = value
     return env
@@ -173,7 +199,7 @@ def render_nginx(settings: ClusterSettings, socketio: bool, as_root: Optional[bo
     prefix = settings.state_dir / "nginx"
     for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
         (prefix / sub).mkdir(parents=True, exist_ok=True)
-    host = settings.internal_host
+    host = reach_host(settings.internal_host)
 
     def servers(ports, marker=""):
         return "\n".join(f"    {marker}    server {host}:{port} max_fails=1 fail_timeout=5s;" for port in ports)
@@ -185,7 +211,7 @@ def render_nginx(settings: ClusterSettings, socketio: bool, as_root: Optional[bo
         "actions_servers": servers(settings.actions_ports),
         "web_servers": servers(settings.all_web_ports),
         "public_listen": f"{settings.public_host}:{settings.public_port}",
-        "internal_host": host,
+        "internal_host": settings.internal_host,
         "rasa_internal_port": str(settings.rasa_internal_port),
         "actions_upstream_port": str(settings.actions_upstream_port),
     }
@@ -215,7 +241,7 @@ def nginx_service(settings: ClusterSettings, config: pathlib.Path) -> Service:
         name="nginx",
         command=[settings.nginx, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log"),
                  "-g", "daemon off;"],
-        health_url=f"http://{settings.internal_host}:{settings.rasa_internal_port}/nginx-health",
+        health_url=f"http://{reach_host(settings.internal_host)}:{settings.rasa_internal_port}/nginx-health",
         public_urls=[
             f"demo page      {settings.url}/",
             f"agent console  {settings.url}/agent",
@@ -223,6 +249,7 @@ def nginx_service(settings: ClusterSettings, config: pathlib.Path) -> Service:
             f"WeChat         {settings.url}/webhooks/wechat/webhook",
         ],
         startup_timeout=20.0,
+        environment=bare_policy("nginx"),  # none of the stack's variables, no secret
     )
 
 
@@ -238,7 +265,9 @@ def build_cluster(settings: ClusterSettings, environ=os.environ) -> Tuple[List[S
     if len(settings.rasa_ports) < 1 or len(settings.actions_ports) < 1:
         raise ValueError("at least one Rasa and one action server port")
     env = cluster_environ(environ)
-    internal = f"http://{settings.internal_host}"
+    # the widget's pages: the public address (both loopback names on this machine)
+    env[CORS_ENV] = env.get(CORS_ENV) or ",".join(url_origins(settings.url))
+    internal = f"http://{reach_host(settings.internal_host)}"
     services: Dict[str, Service] = {}
     replicas = max(len(settings.rasa_ports), len(settings.actions_ports))
     for index in range(replicas):
@@ -247,6 +276,17 @@ def build_cluster(settings: ClusterSettings, environ=os.environ) -> Tuple[List[S
             for name in ("progress", "web"):
                 if name in built:
                     services[name] = built[name]
+            if "progress" in services:  # its schema is migrated by prepare_store, as a step
+                services["progress"].env["PROGRESS_SCHEMA_AT_START"] = \
+                    environ.get("PROGRESS_SCHEMA_AT_START") or "check"
+            if "progress" in services and "PROGRESS_EVENTS_URL" in services["progress"].env \
+                    and not environ.get("PROGRESS_EVENTS_URL"):
+                # status events (docs/operations.md) through nginx's loopback listener:
+                # whichever Rasa replica is up takes them; never on the public port
+                # the same route as the stack chose (WeChat's, else the web channel's)
+                route = urllib.parse.urlsplit(services["progress"].env["PROGRESS_EVENTS_URL"]).path
+                services["progress"].env["PROGRESS_EVENTS_URL"] = \
+                    f"{internal}:{settings.rasa_internal_port}{route}"
         if index < len(settings.actions_ports):
             actions = _renamed(built["actions"], f"actions-{index + 1}")
             actions.public_urls = []
@@ -269,7 +309,8 @@ def build_cluster(settings: ClusterSettings, environ=os.environ) -> Tuple[List[S
     for index, port in enumerate(settings.all_web_ports):
         web = _renamed(first_web, f"web-{index + 1}")
         web.env["WEB_PORT"] = str(port)
-        web.health_url = f"http://{settings.internal_host}:{port}/health"
+        web.env["WEB_METRICS_PORT"] = str(_nth(settings.web_metrics_ports, index))
+        web.health_url = f"{internal}:{port}/health"
         services[web.name] = web
     credentials = yaml.safe_load((settings.state_dir / "credentials.runtime.yml").read_text(encoding="utf-8")) or {}
     socketio = any(name.endswith(".MaskedSocketIOInput") or name == "socketio" for name in credentials)
@@ -283,26 +324,37 @@ def build_cluster(settings: ClusterSettings, environ=os.environ) -> Tuple[List[S
 def prepare_store(services: List[Service], environ: Dict[str, str], log=None) -> None:
     """Create the tracker store's database and tables once, before the replicas start
     (each replica would otherwise race to create them): the purge command opens the store
-    the replicas will open, which creates what is missing, and applies the retention."""
+    the replicas will open, which creates what is missing, and applies the retention.
+    Then migrate the other databases (tools/migrate.py) and apply the audit retention."""
     rasa = next(service for service in services if service.name.startswith("rasa-"))
     endpoints = rasa.command[rasa.command.index("--endpoints") + 1]
-    env = {**environ, **rasa.env, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([str(VENV_BIN / "python"), "-m", "tools.purge_conversations", "--endpoints", endpoints],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    env = child_environment(rasa.environment, {**environ, "PYTHONPATH": str(ROOT)}, rasa.env)
+    done = subprocess.run([str(VENV_BIN / "python"), "-m", "tools.purge_conversations", "--endpoints", endpoints,
+                           "--no-audit"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     if log is not None:
         log.write(done.stdout)
     if done.returncode != 0:
         raise RuntimeError("the tracker store could not be prepared:\n" + (done.stdout + done.stderr)[-3000:])
-    # the console's and the hotline codes' tables, also once (web.agents' command opens the
-    # store the web replicas open; the code store creates its table when opened)
+    # the schemas of the console's and the hotline codes' tables and of the progress
+    # stand-in's, also once: `make migrate` (tools/migrate.py) with the URLs each process
+    # reads (the progress service then only checks its schema: PROGRESS_SCHEMA_AT_START=check);
+    # then the audit rows' retention, with the console's environment
     web = next(service for service in services if service.name.startswith("web-"))
-    for command in (["-m", "web.agents", "list"],
-                    ["-c", "from core.conversation_codes import CodeStore; CodeStore.from_env().close()"]):
-        done = subprocess.run([str(VENV_BIN / "python"), *command], cwd=ROOT,
-                              env={**environ, **web.env, "PYTHONPATH": str(ROOT)},
-                              capture_output=True, text=True, timeout=120)
+    progress = next((service for service in services if service.name == "progress"), None)
+    steps = [(web, ["tools.migrate", "--only", "console,codes"])]
+    if progress is not None:
+        steps.append((progress, ["tools.migrate", "--only", "progress"]))
+    steps.append((web, ["tools.purge_conversations", "--no-conversations"]))
+    for service, command in steps:
+        done = subprocess.run([str(VENV_BIN / "python"), "-m", *command], cwd=ROOT,
+                              env=child_environment(service.environment, {**environ, "PYTHONPATH": str(ROOT)},
+                                                    service.env),
+                              capture_output=True, text=True, timeout=180)
+        if log is not None:
+            log.write(done.stdout)
         if done.returncode != 0:
-            raise RuntimeError("the console store could not be prepared:\n" + (done.stdout + done.stderr)[-3000:])
+            raise RuntimeError(f"{' '.join(command)} failed before the start:\n"
+                               + (done.stdout + done.stderr)[-3000:])
 
 
 def check_nginx(settings: ClusterSettings) -> Optional[str]:

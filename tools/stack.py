@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Dict, List, Optional
 
@@ -25,11 +26,50 @@ import yaml
 
 from core import defaults
 from core.conversation_codes import DATABASE_URL_ENV as CODES_URL_ENV, KEY_ENV as CODES_KEY_ENV
+from core.status_subscriptions import DATABASE_URL_ENV as SUBSCRIPTIONS_URL_ENV
 from core.devsecrets import ACTION_SECRET_NAMES, RASA_SECRET_NAMES, ensure_dev_secrets
+from tools.process_env import EnvironmentPolicy, child_environment, policy
 from wechat_channel.config import ENV_VARS as WECHAT_ENV_VARS  # setting name -> WECHAT_* variable
 
 ROOT = defaults.ROOT
 VENV_BIN = pathlib.Path(sys.executable).parent
+
+# Every process binds BIND_HOST (default loopback, docs/deploy.md "Configuration"); the
+# others reach it there, or on loopback when it binds every address.
+BIND_HOST_ENV = "BIND_HOST"
+# Origins whose pages may call Rasa from a browser (the widget on the bureau's site):
+# CORS_ORIGINS, comma-separated; unset, the demo page's origins (development).
+CORS_ENV = "CORS_ORIGINS"
+_ORIGIN = re.compile(r"^https?://[^/\s?#,]+$")
+
+
+def reach_host(bind_host: str) -> str:
+    """The address a local client uses for a process bound to `bind_host`."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+
+
+def url_origins(url: str) -> List[str]:
+    """The browser origins of a page at `url`: on a loopback name, both localhost and
+    127.0.0.1 (whichever the visitor typed)."""
+    parts = urllib.parse.urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    port = f":{parts.port}" if parts.port else ""
+    if parts.hostname in ("localhost", "127.0.0.1"):
+        return [f"{parts.scheme}://localhost{port}", f"{parts.scheme}://127.0.0.1{port}"]
+    return [origin]
+
+
+def cors_origins(default_page_url: str, environ=os.environ) -> List[str]:
+    """CORS_ORIGINS as a list (each `scheme://host[:port]`, or `*`), else the origins of
+    `default_page_url` (the demo page). A malformed entry stops the start with its name."""
+    text = environ.get(CORS_ENV, "").strip()
+    if not text:
+        return url_origins(default_page_url)
+    origins = [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"{CORS_ENV}: {origin!r} is not an origin (scheme://host[:port], no path)")
+    return origins
 
 
 @dataclasses.dataclass
@@ -40,6 +80,11 @@ class Service:
     public_urls: List[str]
     env: Dict[str, str] = dataclasses.field(default_factory=dict)
     startup_timeout: float = 180.0
+    # what it inherits from the stack's environment (tools/process_env.py); None: all of it
+    environment: Optional[EnvironmentPolicy] = None
+    # readiness (docs/deploy.md): once set, the service counts as up when this answers 2xx
+    # too (its database / stores reachable), not only its liveness route
+    ready_url: str = ""
 
 
 @dataclasses.dataclass
@@ -50,6 +95,12 @@ class StackSettings:
     actions_port: int = defaults.ACTIONS_PORT
     progress_port: int = defaults.PROGRESS_PORT
     web_port: int = defaults.WEB_PORT
+    # Prometheus metrics, one internal port per process (core/metrics.py; 0: none); like
+    # every *_port field read from the upper-cased variable (RASA_METRICS_PORT, ...)
+    rasa_metrics_port: int = 9103
+    actions_metrics_port: int = 9102
+    progress_metrics_port: int = 9101
+    web_metrics_port: int = 9104
     state_dir: pathlib.Path = defaults.STATE_DIR
     model_path: pathlib.Path = defaults.STATE_DIR / "models"
     endpoints: pathlib.Path = ROOT / "endpoints.yml"
@@ -64,6 +115,8 @@ class StackSettings:
         for field in dataclasses.fields(cls):
             if field.name.endswith("_port") and environ.get(field.name.upper()):
                 setattr(settings, field.name, int(environ[field.name.upper()]))
+        if environ.get(BIND_HOST_ENV):
+            settings.host = environ[BIND_HOST_ENV].strip()
         if environ.get("STACK_STATE_DIR"):
             settings.state_dir = pathlib.Path(environ["STACK_STATE_DIR"])
         if environ.get("RASA_MODEL"):
@@ -141,21 +194,22 @@ STAND_IN_PRESENT = (ROOT / "progress_service" / "app.py").exists()
 def build_services(settings: StackSettings, environ=os.environ,
                    with_stand_in: bool = STAND_IN_PRESENT) -> List[Service]:
     credentials = runtime_credentials(settings, environ)
-    rasa = [
-        str(VENV_BIN / "rasa"), "run",
+    rasa = [  # `rasa run` through channels/launcher.py: the token from the environment
+        str(VENV_BIN / "python"), "-m", "channels.launcher",
         "--model", str(settings.model_path),
         "--port", str(settings.rasa_port),
         "--interface", settings.host,
-        "--cors", "*",
+        "--cors", *cors_origins(environ.get("WEB_PUBLIC_URL")
+                                or f"http://{reach_host(settings.host)}:{settings.web_port}", environ),
         "--endpoints", str(runtime_endpoints(settings)),
         "--credentials", str(credentials),
     ]
     token = rasa_auth_token(settings, environ)
     if token:
-        # The HTTP API (tracker access, model replacement) exists only behind a token.
-        # "=" form: a urlsafe token may start with "-", which argparse would take for an option.
-        rasa += ["--enable-api", f"--auth-token={token}"]
-    base = f"http://{settings.host}"
+        # The HTTP API (tracker access, model replacement) exists only behind a token, which
+        # the launcher reads from RASA_AUTH_TOKEN: never on the command line (`ps` shows it).
+        rasa += ["--enable-api"]
+    base = f"http://{reach_host(settings.host)}"
     channels = yaml.safe_load(credentials.read_text(encoding="utf-8")) or {}
     action_token = action_server_token(settings, environ)
     services = [
@@ -182,6 +236,7 @@ def build_services(settings: StackSettings, environ=os.environ,
             ],
             env={"ACTION_ENDPOINT_URL": f"{base}:{settings.actions_port}/webhook",
                  "ACTION_SERVER_TOKEN": action_token,
+                 "RASA_AUTH_TOKEN": token,
                  # Rasa's usage telemetry and its crash reports (sentry.io, which may quote
                  # what was said) never leave the machine unless the deployer says so
                  "RASA_TELEMETRY_ENABLED": environ.get("RASA_TELEMETRY_ENABLED", "false")},
@@ -195,10 +250,6 @@ def build_services(settings: StackSettings, environ=os.environ,
         if service.name in ("actions", "web"):
             for name, value in client_env.items():
                 service.env.setdefault(name, value)
-        if service.name == "actions":
-            # Agent tokens skip the ID check: only the agent console (web) may mint them,
-            # never the public bot's action server, even if the variable is set globally.
-            service.env["PROGRESS_AGENT_SECRET"] = ""
     # Conversation codes (issue 19): the action server issues them, the console reads them;
     # one store for both. Only the issuer holds the key that derives a code from its row.
     codes_url, codes_key = conversation_codes_env(settings, environ)
@@ -206,7 +257,69 @@ def build_services(settings: StackSettings, environ=os.environ,
         if service.name in ("actions", "web"):  # web reads codes, never mints them
             service.env[CODES_URL_ENV] = codes_url
             service.env[CODES_KEY_ENV] = codes_key if service.name == "actions" else ""
+    # Status-change notifications (issue 19, docs/operations.md): the action server writes
+    # offers, the WeChat channel (Rasa) subscriptions, one store for both; the progress
+    # service signs its events to the channel's internal route with a secret of the two.
+    status_events_env(settings, environ, progress, services, channels)
+    # Each process inherits only the variables its code reads, and holds only its own
+    # secrets (tools/process_env.py): agent tokens skip the ID check, so only the console
+    # holds their secret, never the public bot's action server or Rasa.
+    web = next(service for service in services if service.name == "web")
+    read_files = {"rasa": (settings.endpoints, credentials),
+                  "web": (pathlib.Path(web.env["TRACKER_ENDPOINTS"]),)}
+    for service in [progress, *services]:
+        service.environment = policy(service.name, read_files.get(service.name, ()))
+    # Operations (docs/deploy.md): each process's metrics port (loopback unless
+    # METRICS_HOST says otherwise); the stack waits for Rasa's and the progress service's
+    # readiness (stores, database), not only for their liveness routes.
+    for service in [progress, *services]:
+        port = getattr(settings, f"{service.name}_metrics_port")
+        service.env[f"{service.name.upper()}_METRICS_PORT"] = str(port)
+        if service.name == "rasa" and any(name.endswith(".WebInput") for name in channels):
+            service.ready_url = f"{base}:{settings.rasa_port}/webhooks/web/ready"
+        if service.name == "progress":
+            service.ready_url = service.health_url.rsplit("/", 1)[0] + "/ready"
     return ([progress] if with_stand_in else []) + services
+
+
+EVENTS_SECRET_ENV, EVENTS_URL_ENV = "PROGRESS_EVENTS_SECRET", "PROGRESS_EVENTS_URL"
+
+
+def status_events_env(settings: StackSettings, environ, progress: Service,
+                      services: List[Service], channels) -> None:
+    """The subscription store's URL for actions and Rasa (an SQLite file in the state folder
+    unless STATUS_SUBSCRIPTIONS_DATABASE_URL is set); with the WeChat or the web channel on,
+    the progress service's PROGRESS_EVENTS_URL (unless set: Rasa's
+    /webhooks/wechat/status-events, which also updates the widget's watches, or without
+    WeChat /webhooks/web/status-events) and a PROGRESS_EVENTS_SECRET (a development one in
+    secrets.env unless set)."""
+    url = (environ.get(SUBSCRIPTIONS_URL_ENV)
+           or f"sqlite:///{settings.state_dir / 'status-subscriptions.db'}")
+    for service in services:
+        if service.name in ("actions", "rasa"):
+            service.env[SUBSCRIPTIONS_URL_ENV] = url
+    route = events_route(channels)
+    if route is None:
+        return
+    secret = environ.get(EVENTS_SECRET_ENV) or ensure_dev_secrets(
+        settings.state_dir / "secrets.env", environ, names=(EVENTS_SECRET_ENV,))[EVENTS_SECRET_ENV]
+    rasa = next(service for service in services if service.name == "rasa")
+    rasa.env[EVENTS_SECRET_ENV] = secret
+    progress.env[EVENTS_SECRET_ENV] = secret
+    progress.env[EVENTS_URL_ENV] = environ.get(EVENTS_URL_ENV) or (
+        f"http://{reach_host(settings.host)}:{settings.rasa_port}{route}")
+
+
+def events_route(channels) -> Optional[str]:
+    """Rasa's route for the progress system's status events (docs/operations.md): the
+    WeChat channel's when it is on (it records the widget's watches too), else the web
+    channel's; None without either."""
+    names = [str(name) for name in channels]
+    if any(name.endswith(".WeChatInput") for name in names):
+        return "/webhooks/wechat/status-events"
+    if any(name.endswith(".WebInput") for name in names):
+        return "/webhooks/web/status-events"
+    return None
 
 
 def conversation_codes_env(settings: StackSettings, environ=os.environ):
@@ -222,7 +335,7 @@ def conversation_codes_env(settings: StackSettings, environ=os.environ):
 def progress_service(settings: StackSettings, environ=os.environ):
     """The stand-in for the agency's progress system (progress_service/, docs/progress.md)."""
     secrets = ensure_dev_secrets(settings.state_dir / "secrets.env", environ)
-    base = f"http://{settings.host}:{settings.progress_port}"
+    base = f"http://{reach_host(settings.host)}:{settings.progress_port}"
     env = {
         **secrets,
         "PROGRESS_HOST": settings.host,
@@ -257,7 +370,7 @@ def rasa_auth_token(settings: StackSettings, environ=os.environ) -> str:
 
 def web_service(settings: StackSettings, environ=os.environ, rasa_token: str = "") -> Service:
     """Widget assets, demo page and agent console (web/). Secrets come from the environment."""
-    base = f"http://{settings.host}"
+    base = f"http://{reach_host(settings.host)}"
     env = {
         "WEB_HOST": settings.host,
         "WEB_PORT": str(settings.web_port),
@@ -266,6 +379,8 @@ def web_service(settings: StackSettings, environ=os.environ, rasa_token: str = "
         "PROGRESS_SERVICE_URL": environ.get("PROGRESS_SERVICE_URL")
         or f"{base}:{settings.progress_port}",
         "AGENT_DB": environ.get("AGENT_DB") or str(settings.state_dir / "agents.db"),
+        # the conversation store the supervisor page reads: the endpoints file Rasa gets
+        "TRACKER_ENDPOINTS": environ.get("TRACKER_ENDPOINTS") or str(settings.endpoints),
     }
     # Shared console state for several web replicas (docs/web.md): accounts, sessions and
     # the audit in a database, the sign-in and code throttles in Redis; unset, the SQLite
@@ -286,6 +401,11 @@ def web_service(settings: StackSettings, environ=os.environ, rasa_token: str = "
         ],
         env=env,
     )
+
+
+def _is_up(service: Service) -> bool:
+    """Live, and ready when the service has a readiness route."""
+    return _is_healthy(service.health_url) and (not service.ready_url or _is_healthy(service.ready_url))
 
 
 def _is_healthy(url: str) -> bool:
@@ -323,12 +443,12 @@ class Stack:
             self._spawn(service)
 
     def _spawn(self, service: Service) -> None:
-        env = dict(self.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(self.cwd), env.get("PYTHONPATH")])
+        parent = dict(self.environ)
+        parent["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self.cwd), parent.get("PYTHONPATH")])
         )
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(service.env)
+        parent["PYTHONUNBUFFERED"] = "1"
+        env = child_environment(service.environment, parent, service.env)
         process = subprocess.Popen(
             service.command,
             cwd=self.cwd,
@@ -369,7 +489,7 @@ class Stack:
         while time.monotonic() < deadline:
             if self.processes[name].poll() is not None:
                 return False
-            if _is_healthy(service.health_url):
+            if _is_up(service):
                 return True
             time.sleep(0.5)
         return False
@@ -391,11 +511,12 @@ class Stack:
                 self._log("stack", f"{dead} exited with code {self.processes[dead].returncode} during start-up")
                 return False
             for name, service in list(pending.items()):
-                if _is_healthy(service.health_url):
+                if _is_up(service):
                     self._log("stack", f"{name} is up")
                     del pending[name]
                 elif time.monotonic() > deadline[name]:
-                    self._log("stack", f"{name} did not answer {service.health_url} in {service.startup_timeout:.0f}s")
+                    urls = " and ".join(filter(None, (service.health_url, service.ready_url)))
+                    self._log("stack", f"{name} did not answer {urls} in {service.startup_timeout:.0f}s")
                     return False
             time.sleep(0.5)
         return True

@@ -19,8 +19,11 @@ the activity (absolute lifetime, 8 hours by default). Each session has its own C
 A browser that signed in gets a device token too (30 days, its SHA-256 in `devices`): the
 sign-in back-off counts its failures apart, so a stranger's cannot lock the agent out there.
 
-Command line (used by `make agent-add USER=<name> PASSWORD=<password>`):
-    python -m web.agents add <name>      # password from $PASSWORD, else asked on a terminal
+Roles (issue 19): an account is an `agent` or a `supervisor` (the console's supervisor
+page, docs/operations.md); `agents.role`, added to older databases on start, NULL = agent.
+
+Command line (used by `make agent-add USER=<name> PASSWORD=<password> [ROLE=supervisor]`):
+    python -m web.agents add [--role agent|supervisor] <name>   # password from $PASSWORD, else asked on a terminal
     python -m web.agents list
     python -m web.agents remove <name>
 """
@@ -57,6 +60,9 @@ agents_table = sa.Table(
     sa.Column("username", sa.Text, primary_key=True),
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # added later (issue 19): "agent" or "supervisor"; NULL (accounts made before) is "agent".
+    # Nullable without a default, so an older database gets it by a plain ADD COLUMN.
+    sa.Column("role", sa.Text, nullable=True),
 )
 sessions_table = sa.Table(
     "sessions", metadata,
@@ -86,6 +92,25 @@ devices_table = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 DEVICE_SECONDS = 30 * 24 * 3600
+AGENT, SUPERVISOR = "agent", "supervisor"
+ROLES = (AGENT, SUPERVISOR)
+
+
+def _add_role_column(engine) -> None:
+    """agents.role on a database made before it existed (SQLite or PostgreSQL): a
+    nullable column, NULL read as "agent". Replicas starting together may race; the
+    loser finds the column there."""
+    if "role" in {column["name"] for column in sa.inspect(engine).get_columns("agents")}:
+        return
+    try:
+        with engine.begin() as db:
+            if engine.dialect.name == "postgresql":
+                db.execute(sa.text("ALTER TABLE agents ADD COLUMN IF NOT EXISTS role TEXT"))
+            else:
+                db.execute(sa.text("ALTER TABLE agents ADD COLUMN role TEXT"))
+    except sa.exc.DBAPIError:
+        if "role" not in {column["name"] for column in sa.inspect(engine).get_columns("agents")}:
+            raise
 
 class AccountError(ValueError):
     """A user name or password that cannot be used; the message is for the operator."""
@@ -172,6 +197,7 @@ class AgentStore:
             sa.event.listen(self.engine, "connect", _sqlite_wal)
         metadata.create_all(self.engine)
         audit_user_time.create(self.engine, checkfirst=True)
+        _add_role_column(self.engine)
 
     def describe(self) -> str:
         """Where the store is, for the operator (no password)."""
@@ -181,8 +207,13 @@ class AgentStore:
         self.engine.dispose()
 
     # --- accounts --------------------------------------------------------------------
-    def add_agent(self, username: str, password: str, replace: bool = True) -> bool:
-        """Create the account, or set a new password. Returns True when it was new."""
+    def add_agent(self, username: str, password: str, replace: bool = True,
+                  role: Optional[str] = None) -> bool:
+        """Create the account, or set a new password. Returns True when it was new.
+        `role`: "agent" or "supervisor"; None keeps an existing account's role (a new
+        account is an agent). A changed role ends the account's sessions too."""
+        if role is not None and role not in ROLES:
+            raise AccountError("角色只能是 agent（坐席）或 supervisor（主管）")
         if not USERNAME_PATTERN.match(username or ""):
             raise AccountError("用户名只能用 2–32 位字母、数字、点、下划线或连字符")
         if len(password or "") < MIN_PASSWORD_LENGTH:
@@ -195,13 +226,15 @@ class AgentStore:
             if exists and not replace:
                 raise AccountError("该用户已存在")
             if exists:
-                db.execute(agents.update().where(agents.c.username == username).values(
-                    password_hash=password_hash, created_at=self.clock()))
+                values = {"password_hash": password_hash, "created_at": self.clock()}
+                if role is not None:
+                    values["role"] = role
+                db.execute(agents.update().where(agents.c.username == username).values(**values))
                 # a new password ends the sessions opened with the old one
                 db.execute(sessions.delete().where(sessions.c.username == username))
             else:
                 db.execute(agents.insert().values(username=username, password_hash=password_hash,
-                                                  created_at=self.clock()))
+                                                  created_at=self.clock(), role=role or AGENT))
         return not exists
 
     def remove_agent(self, username: str) -> bool:
@@ -215,6 +248,16 @@ class AgentStore:
         with self.engine.connect() as db:
             return [row[0] for row in db.execute(
                 sa.select(agents_table.c.username).order_by(agents_table.c.username))]
+
+    def role(self, username: str) -> Optional[str]:
+        """"agent" or "supervisor"; None when there is no such account. Read on every
+        supervisor request, so a changed role counts at once."""
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(agents_table.c.role).where(
+                agents_table.c.username == (username or ""))).first()
+        if row is None:
+            return None
+        return SUPERVISOR if row[0] == SUPERVISOR else AGENT
 
     def check_password(self, username: str, password: str) -> bool:
         with self.engine.connect() as db:
@@ -363,6 +406,8 @@ def main(argv=None) -> int:
     parser.add_argument("--db", type=pathlib.Path, default=None, help="SQLite 文件；默认取 AGENT_DATABASE_URL，否则 AGENT_DB 或 .state/agents.db")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="新建账号或重设密码（密码取自环境变量 PASSWORD）")
+    add.add_argument("--role", choices=ROLES, default=None,
+                     help="agent（坐席，新账号的默认）或 supervisor（主管：可看未答问题页）；不写则保留原角色")
     add.add_argument("username")
     remove = commands.add_parser("remove", help="删除账号")
     remove.add_argument("username")
@@ -372,13 +417,14 @@ def main(argv=None) -> int:
     store = AgentStore(args.db or default_location())
     try:
         if args.command == "add":
-            created = store.add_agent(args.username, _read_password(args.username))
-            print(f"{'已创建' if created else '已重设密码'}：{args.username}（{store.describe()}）")
+            created = store.add_agent(args.username, _read_password(args.username), role=args.role)
+            print(f"{'已创建' if created else '已重设密码'}：{args.username}"
+                  f"（{store.role(args.username)}，{store.describe()}）")
         elif args.command == "remove":
             print("已删除" if store.remove_agent(args.username) else "没有这个账号")
         else:
             for name in store.list_agents():
-                print(name)
+                print(name if store.role(name) == AGENT else f"{name} {SUPERVISOR}")
     except AccountError as error:
         print(f"错误：{error}", file=sys.stderr)
         return 2

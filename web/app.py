@@ -2,12 +2,16 @@
 
 Routes
   GET  /                      demo page standing for the bureau's site, widget embedded
-  GET  /health                {"status": "ok"}
+  GET  /health                {"status": "ok"} (liveness)
+  GET  /ready                 readiness: the console's database, Redis when configured, and
+                              Rasa answer; else 503 {"status": "not ready", "failed": [...]}
   GET  /widget/widget.js|css  the help widget (embed with one <script> tag); widget.js
                               carries the privacy notice (knowledge/channel_texts.yml)
   GET  /agent                 agent console (sign-in, then one search box)
   POST /agent/api/login       {"username", "password"}       header X-CSRF-Token (cookie agent_csrf)
-  GET  /agent/api/me          who is signed in + the session's CSRF token
+  GET  /agent/api/me          who is signed in + the session's CSRF token + role (agent|supervisor)
+  GET  /agent/supervisor, POST /agent/api/supervisor/questions|export
+                              the supervisor page: unanswered questions grouped (web/supervisor.py)
   POST /agent/api/search      {"q"}                            header X-CSRF-Token (session)
   POST /agent/api/conversation {"code"}                        header X-CSRF-Token (session)
                               the conversation behind a code the caller reads out (issue 19):
@@ -33,14 +37,17 @@ import json
 import logging
 import math
 import secrets
+import time
 from typing import Dict, Optional, Tuple
 
+import aiohttp
+import sqlalchemy as sa
 from sanic import Sanic, response
 from sanic.exceptions import MethodNotSupported, NotFound
 from sanic.request import Request
 
 from assistant.content import privacy_notice
-from core import log_privacy
+from core import log_privacy, metrics, request_id
 from core.conversation_codes import CodeStore, normalize_typed_code
 from core.privacy import same_secret, sender_reference
 from core.progress_client import ProgressClient
@@ -49,6 +56,7 @@ from web.agents import DEVICE_SECONDS, AgentStore, mask
 from web.clients import RasaClient
 from web.config import STATIC_DIR, WebConfig
 from web.console import MAX_QUERY_CHARS, Console, say
+from web.supervisor import register as register_supervisor
 
 logger = logging.getLogger("web")
 
@@ -74,12 +82,17 @@ ASSETS = {
     "/widget/widget.css": ("widget.css", "text/css; charset=utf-8"),
     "/static/demo.css": ("demo.css", "text/css; charset=utf-8"),
     "/static/agent.css": ("agent.css", "text/css; charset=utf-8"),
+    "/static/console-common.js": ("console-common.js", "application/javascript; charset=utf-8"),
     "/static/agent.js": ("agent.js", "application/javascript; charset=utf-8"),
+    "/static/supervisor.css": ("supervisor.css", "text/css; charset=utf-8"),
+    "/static/supervisor.js": ("supervisor.js", "application/javascript; charset=utf-8"),
 }
 
 # widget.js holds this marker once; the served file has the privacy notice there instead
 # (a JSON string literal), so the text stays in knowledge/ and names the configured period
 NOTICE_MARKER = b"/*PRIVACY_NOTICE*/null"
+
+READY_TIMEOUT_SECONDS = 3.0
 
 AGENT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -187,6 +200,48 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
             return None, response.json({"error": say("bad_csrf")}, status=403)
         return session, None
 
+    # the supervisor page (issue 19): its routes, audited like the console's
+    register_supervisor(app, config, store, off_loop, session_of, signed_in, _json_body)
+
+    # --- request ids, metrics, readiness (docs/deploy.md) -----------------------------
+    @app.on_request
+    async def start_request(request: Request):
+        request.ctx.started = time.monotonic()
+        request_id.set_current(request_id.from_headers(request.headers))  # nginx's $request_id
+
+    def database_answers() -> bool:
+        with store.engine.connect() as db:
+            db.execute(sa.text("SELECT 1"))
+        return True
+
+    async def redis_answers() -> bool:
+        return bool(await counters._redis().ping())
+
+    async def rasa_answers() -> bool:
+        timeout = aiohttp.ClientTimeout(total=READY_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(config.rasa_url.rstrip("/") + "/") as answer:
+                return answer.status == 200
+
+    @app.get("/ready")
+    async def ready(_request):
+        """What the console needs: its database, Redis (when configured) and Rasa. The 503
+        names what failed, never where it is (no URL, no password)."""
+        checks = {"database": lambda: off_loop(database_answers), "rasa": rasa_answers}
+        if isinstance(counters, limits.RedisCounters):
+            checks["redis"] = redis_answers
+        failed = []
+        for name, check in checks.items():
+            try:
+                if not await asyncio.wait_for(check(), READY_TIMEOUT_SECONDS + 0.5):
+                    failed.append(name)
+            except Exception as error:  # noqa: BLE001 - any failure is "not ready"
+                logger.warning("readiness: %s unreachable (%s)", name, type(error).__name__)
+                failed.append(name)
+        if failed:
+            return response.json({"status": "not ready", "failed": failed}, status=503)
+        return response.json({"status": "ready"})
+
     # --- pages and assets ------------------------------------------------------------
     @app.get("/health")
     async def health(_request):
@@ -269,6 +324,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         token, csrf = await off_loop(store.open_session, username)
         logger.info("agent %s signed in", username)
         resp = response.json({"user": username, "csrf": csrf,
+                              "role": await off_loop(store.role, username),
                               "idle_seconds": config.session_idle_seconds})
         set_cookie(resp, SESSION_COOKIE, token, http_only=True)
         set_cookie(resp, DEVICE_COOKIE, device_token, http_only=True, max_age=DEVICE_SECONDS)
@@ -280,6 +336,7 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
         if not session:
             return unauthorized()
         return response.json({"user": session[0], "csrf": session[1],
+                              "role": await off_loop(store.role, session[0]),
                               "idle_seconds": config.session_idle_seconds})
 
     @app.post("/agent/api/search")
@@ -399,6 +456,15 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
     @app.on_response
     async def security_headers(request: Request, resp):
+        started = getattr(request.ctx, "started", None)
+        if started is not None:
+            try:
+                route = request.uri_template or "other"
+            except Exception:  # noqa: BLE001 - no route matched
+                route = "other"
+            metrics.WEB_REQUESTS.labels(route=route, status=metrics.status_group(resp.status)).observe(
+                time.monotonic() - started)
+        request_id.set_current("")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         if request.path.startswith("/agent"):
@@ -411,11 +477,10 @@ def create_app(config: Optional[WebConfig] = None, name: Optional[str] = None) -
 
 def main() -> None:
     log_privacy.install()
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    # ISO timestamps and the request id on every line (LOG_FORMAT=json: one object a line)
+    request_id.configure_logging(logging.INFO, logger=logger)
     logger.propagate = False
     config = WebConfig.from_env()
     app = create_app(config, name="web")
+    metrics.serve("WEB_METRICS_PORT")
     app.run(host=config.host, port=config.port, workers=1, access_log=False)

@@ -99,6 +99,10 @@ class WebConfig:
     # the conversation codes the action server issues (core/conversation_codes.py); the
     # console only reads them (CONVERSATION_CODES_DATABASE_URL)
     conversation_codes_url: str = conversation_codes.DEFAULT_DATABASE_URL
+    # the conversation store the supervisor page reads (issue 19): the endpoints file Rasa
+    # reads (TRACKER_ENDPOINTS; production: deploy/endpoints.production.yml with DB_*),
+    # read only, through core/tracker_reader.py, as `make report-unanswered ENDPOINTS=…`
+    tracker_endpoints: str = str(defaults.ROOT / "endpoints.yml")
 
     def __post_init__(self):
         if not self.widget_server_url:
@@ -152,5 +156,6 @@ class WebConfig:
             widget_title=environ.get("WIDGET_TITLE", cls.widget_title),
             retention_days=retention.retention_days(environ),
             conversation_codes_url=conversation_codes.database_url(environ),
+            tracker_endpoints=environ.get("TRACKER_ENDPOINTS", "").strip() or cls.tracker_endpoints,
         )
         return config

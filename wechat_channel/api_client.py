@@ -12,6 +12,8 @@ from typing import Any, Callable, Dict, Optional
 
 import aiohttp
 
+from core import metrics
+
 logger = logging.getLogger(__name__)
 
 TOKEN_REFRESH_MARGIN = 300.0  # renew this many seconds before expiry
@@ -25,12 +27,14 @@ ERROR_KINDS = {
     45047: "quota",  # too many customer-service messages for this user message
     48001: "no_permission",  # the account has no customer-service API
     45002: "too_long",
+    43004: "unfollowed",  # the user does not follow the account (any more)
+    40037: "bad_template",  # template_id unknown to this account
 }
 
 
 @dataclasses.dataclass
 class SendResult:
-    kind: str  # ok, token, window, quota, no_permission, too_long, error
+    kind: str  # ok, token, window, quota, no_permission, too_long, unfollowed, bad_template, error
     errcode: Optional[int] = None
 
     @property
@@ -77,7 +81,20 @@ class WeChatApiClient:
 
     async def _post(self, path: str, payload: Dict[str, Any],
                     params: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-        """JSON POST; a network error, timeout or non-JSON answer gives {"errcode": -1}."""
+        """JSON POST; a network error, timeout or non-JSON answer gives {"errcode": -1}.
+        A non-zero errcode is counted (metrics: by API path and code)."""
+        data = await self._post_once(path, payload, params)
+        errcode = data.get("errcode", 0)
+        if errcode not in (0, None):
+            try:
+                code = str(int(errcode))
+            except (TypeError, ValueError):
+                code = "other"
+            metrics.WECHAT_API_ERRORS.labels(call=path, errcode=code).inc()
+        return data
+
+    async def _post_once(self, path: str, payload: Dict[str, Any],
+                         params: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         try:
             async with self._session_for_loop().post(
@@ -188,6 +205,19 @@ class WeChatApiClient:
             {"touser": openid, "msgtype": "text", "text": {"content": content}},
             f"custom/send to {mask_openid(openid)}",
         )
+
+    async def send_template(self, openid: str, template_id: str, fields: Dict[str, str],
+                            url: Optional[str] = None) -> SendResult:
+        """Template message (/cgi-bin/message/template/send): `fields` maps the template's
+        keys (keyword1, thing2…) to their values; no window applies, the user must follow."""
+        payload: Dict[str, Any] = {
+            "touser": openid, "template_id": template_id,
+            "data": {key: {"value": value} for key, value in fields.items()},
+        }
+        if url:
+            payload["url"] = url
+        return await self._call("/cgi-bin/message/template/send", payload,
+                                f"template/send to {mask_openid(openid)}")
 
     async def create_menu(self, body: Dict[str, Any]) -> SendResult:
         """The account's custom menu: `body` is {"button": [...]} (menu.Menu.create_body)."""

@@ -4,6 +4,7 @@
 `WeChatSettings.from_mapping` reads the credentials section, `from_env` the environment.
 One setting is the deployment's, not the channel's, and always comes from the environment:
 CONVERSATION_RETENTION_DAYS (core/retention.py), named by the welcome's privacy notice.
+So do the status-change notifications' (issue 19, docs/operations.md): STATUS_ENV_VARS.
 """
 import dataclasses
 import os
@@ -35,6 +36,15 @@ ENV_VARS = {
     "state_redis_url": "WECHAT_STATE_REDIS_URL",
     "state_key_prefix": "WECHAT_STATE_PREFIX",
 }
+# Status-change notifications (wechat_channel/notify.py), from the environment only:
+# the template message used outside the 48 h window, its three keys (number, status, how
+# to see details), and the secret the progress system signs its events with.
+STATUS_ENV_VARS = {
+    "status_template_id": "WECHAT_STATUS_TEMPLATE_ID",
+    "status_template_keys": "WECHAT_STATUS_TEMPLATE_KEYS",
+    "events_secret": "PROGRESS_EVENTS_SECRET",
+}
+DEFAULT_TEMPLATE_KEYS = ("keyword1", "keyword2", "remark")
 STATE_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 # WeChat retries a push about 3 times, 5 s apart, each attempt dropped after 5 s.
 WECHAT_RETRY_SPAN = 15.0
@@ -79,6 +89,11 @@ class WeChatSettings:
     state_key_prefix: str = DEFAULT_STATE_PREFIX
     # how long the tracker store keeps a conversation: the welcome's privacy notice says so
     retention_days: float = retention.DEFAULT_DAYS
+    # status-change notifications (STATUS_ENV_VARS): no template id, no template messages;
+    # no secret, every event is refused
+    status_template_id: Optional[str] = None
+    status_template_keys: tuple = DEFAULT_TEMPLATE_KEYS
+    events_secret: Optional[str] = None
     # Not from the environment; tests and code may override them.
     max_body_bytes: int = 64 * 1024
     # A signed (timestamp, nonce) is accepted this long, and replayed only with the same body.
@@ -112,6 +127,10 @@ class WeChatSettings:
             raise ConfigError("WECHAT_STATE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.state_key_prefix or ""):
             raise ConfigError("WECHAT_STATE_PREFIX must be 1-64 letters, digits or _ . : -")
+        if len(self.status_template_keys) != 3 or not all(
+                re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", key) for key in self.status_template_keys):
+            raise ConfigError("WECHAT_STATUS_TEMPLATE_KEYS must be three template keys, "
+                              "comma-separated (number, status, details), e.g. keyword1,keyword2,remark")
         if self.timestamp_tolerance <= 0:
             raise ConfigError("timestamp_tolerance must be positive")
         if self.dedupe_ttl <= self.timestamp_tolerance + WECHAT_RETRY_SPAN:
@@ -151,6 +170,12 @@ class WeChatSettings:
             "state_key_prefix": _text(values.get("state_key_prefix")) or DEFAULT_STATE_PREFIX,
             "retention_days": retention_days,
         }
+        environ = os.environ if environ is None else environ
+        kwargs["status_template_id"] = _text(environ.get(STATUS_ENV_VARS["status_template_id"]))
+        kwargs["events_secret"] = _text(environ.get(STATUS_ENV_VARS["events_secret"]))
+        keys = _text(environ.get(STATUS_ENV_VARS["status_template_keys"]))
+        if keys:
+            kwargs["status_template_keys"] = tuple(key.strip() for key in keys.split(","))
         if _text(values.get("reply_deadline")):
             try:
                 kwargs["reply_deadline"] = float(values["reply_deadline"])

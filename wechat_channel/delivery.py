@@ -17,6 +17,8 @@ from typing import (
     Any, Awaitable, Callable, Generic, List, Optional, Protocol, Sequence, Set, Tuple, TypeVar,
 )
 
+from core import metrics
+
 logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
@@ -382,4 +384,7 @@ class InFlight:
         try:
             await late(result)
         except Exception:
+            metrics.WECHAT_LATE.labels(result="error").inc()
             logger.exception("wechat: late delivery failed")
+        else:
+            metrics.WECHAT_LATE.labels(result="ok").inc()  # sent, or held for the next message

@@ -214,6 +214,9 @@ class WeChatEndpoint:
         kind = message.msg_type
         logger.info("wechat: %s%s from %s", kind,
                     f"/{message.event}" if message.event else "", mask_openid(user))
+        if kind != "event" or message.event in ("subscribe", "click"):
+            # what opens WeChat's 48 h customer-service window (status notifications)
+            await self.state.note_inbound(user)
         if kind == "text":
             text = unicodedata.normalize("NFKC", message.content).strip()
             if not text:

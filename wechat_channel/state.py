@@ -16,6 +16,7 @@ unless said otherwise; every key expires):
     <prefix>:request:<signature>  SHA-256 hex of the request (not JSON)              until stale
     <prefix>:buttons:<openid>     [[title, payload], …]                              24 h
     <prefix>:held:<openid>        list of {"text": …, "continued": bool}             48 h
+    <prefix>:inbound:<openid>     "1": the user wrote within WeChat's 48 h window     48 h
 
 A claim is SET NX PX: the first replica runs the bot, the others read its outcome. A
 running claim is a lease (8 s) that its replica renews every 2 s while the bot runs; when
@@ -141,10 +142,21 @@ class StateStore(abc.ABC):
     async def take_held(self, user: str) -> List[HeldReply]:
         """The held replies, removed (atomically: one reply delivers them)."""
 
+    # --- WeChat's 48-hour customer-service window (status notifications) ------------------
+    INBOUND_WINDOW = 48 * 3600.0
+
+    async def note_inbound(self, user: str) -> None:
+        """The user just sent something (message, menu click, follow): customer-service
+        messages may reach them for the next 48 hours."""
+
+    async def within_window(self, user: str) -> bool:
+        """True when the user's last message is less than 48 hours old."""
+        return False
+
     # --- the user left -------------------------------------------------------------------
     @abc.abstractmethod
     async def forget_user(self, user: str) -> None:
-        """Drop the user's buttons and held replies (unsubscribe)."""
+        """Drop the user's buttons, held replies and window (unsubscribe)."""
 
     async def close(self) -> None:
         pass
@@ -162,6 +174,7 @@ class MemoryStateStore(StateStore):
         self.requests = SeenRequests(max_requests, clock)
         self.button_memory = ButtonMemory(max_users, button_ttl, clock)
         self.pending = PendingReplies(max_users, held_ttl, max_held, clock)
+        self.inbound: TTLCache[bool] = TTLCache(max_users, self.INBOUND_WINDOW, clock)
 
     async def claim(self, key: str) -> bool:
         if self._claims.get(key) is not None:
@@ -193,9 +206,16 @@ class MemoryStateStore(StateStore):
     async def take_held(self, user: str) -> List[HeldReply]:
         return self.pending.pop(user)
 
+    async def note_inbound(self, user: str) -> None:
+        self.inbound.set(user, True)
+
+    async def within_window(self, user: str) -> bool:
+        return bool(self.inbound.get(user))
+
     async def forget_user(self, user: str) -> None:
         self.button_memory.forget(user)
         self.pending.pop(user)
+        self.inbound.pop(user)
 
 
 def redacted_url(url: str) -> str:
@@ -390,9 +410,25 @@ class RedisStateStore(StateStore):
             return []
         return self._decode_held(raw)
 
+    # --- the 48-hour window ------------------------------------------------------------------
+    async def note_inbound(self, user: str) -> None:
+        try:
+            await self.client.set(self.key("inbound", user), "1",
+                                  px=self._ms(self.INBOUND_WINDOW))
+        except (RedisError, OSError):
+            self._failed("the 48 h window is not recorded", user)
+
+    async def within_window(self, user: str) -> bool:
+        try:
+            return bool(await self.client.exists(self.key("inbound", user)))
+        except (RedisError, OSError):
+            self._failed("the 48 h window is unknown (taken as closed)", user)
+            return False
+
     async def forget_user(self, user: str) -> None:
         try:
-            await self.client.delete(self.key("buttons", user), self.key("held", user))
+            await self.client.delete(self.key("buttons", user), self.key("held", user),
+                                     self.key("inbound", user))
         except (RedisError, OSError):
             self._failed("the user's state expires on its own", user)
 

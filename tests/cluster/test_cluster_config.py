@@ -73,7 +73,7 @@ def test_nginx_exposes_only_channels_widget_demo_and_console(tmp_path):
                        if line.strip().startswith("location"))
     assert locations == sorted([
         "location = /webhooks/web/webhook", "location = /webhooks/web/feedback",
-        "location = /webhooks/wechat/webhook",
+        "location = /webhooks/web/status-changes", "location = /webhooks/wechat/webhook",
         "location = /", "location = /favicon.ico", "location /widget/", "location /static/",
         "location = /agent", "location /agent/", "location /"])
     assert "location / { return 404; }" in public

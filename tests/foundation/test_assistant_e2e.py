@@ -48,7 +48,7 @@ def test_full_id_number_typed_into_rest_channel_is_never_stored(running_stack):
     database = running_stack.settings.state_dir / "rasa-tracker.db"
     with sqlite3.connect(str(database)) as connection:
         stored = [row[0] for row in connection.execute(
-            "SELECT data FROM events WHERE sender_id = ?", ("e2e-idmask",))]
+            "SELECT data FROM events WHERE sender_id = ?", ("rest:e2e-idmask",))]
     assert stored, "the conversation was not stored at all"
     assert not any(full_id in data for data in stored)
     assert any("**************1234" in data for data in stored)
@@ -104,6 +104,6 @@ def test_socketio_channel_answers_and_masks_full_id_numbers(running_stack):
     database = running_stack.settings.state_dir / "rasa-tracker.db"
     with sqlite3.connect(str(database)) as connection:
         stored = [row[0] for row in connection.execute(
-            "SELECT data FROM events WHERE sender_id = ?", (session_id,))]
+            "SELECT data FROM events WHERE sender_id = ?", ("sio:" + session_id,))]
     assert stored and not any(full_id in data for data in stored)
     assert any("**************123X" in data for data in stored)

@@ -34,8 +34,17 @@ def new_sender(channel: str) -> str:
     return f"web-{uuid.uuid4()}" if channel == "web" else f"inbound-{uuid.uuid4().hex[:12]}"
 
 
+def conversation_id(sender: str) -> str:
+    """The tracker's id of a client's sender: REST senders (inbound-…) and socket.io
+    sessions (sio-…) live in their channel's namespace (channels/masked.py)."""
+    if sender.startswith("inbound-"):
+        return "rest:" + sender
+    return "sio:" + sender if sender.startswith("sio-") else sender
+
+
 def tracker_events(stack, sender: str) -> list:
-    url = f"{stack.rasa_url}/conversations/{sender}/tracker?token={stack.environ['RASA_AUTH_TOKEN']}"
+    url = (f"{stack.rasa_url}/conversations/{conversation_id(sender)}/tracker"
+           f"?token={stack.environ['RASA_AUTH_TOKEN']}")
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())["events"]
 
@@ -110,7 +119,8 @@ def test_only_the_servers_metadata_is_kept(running_stack, channel):
     user = last_user_event(running_stack, sender)
     assert status == 200 and user["input_channel"] == channel
     kept = set(user["metadata"]) - {"model_id", "assistant_id"}  # Rasa adds these two
-    assert kept == {"client"} and user["metadata"]["client"] != "chosen-by-me"
+    # the server's own: the client id it binds and the turn's request id (core/request_id)
+    assert kept == {"client", "request_id"} and user["metadata"]["client"] != "chosen-by-me"
     assert len(user["metadata"]["client"]) == 32
 
 

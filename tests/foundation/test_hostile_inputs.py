@@ -626,7 +626,8 @@ def test_progress_api(hostile):
 CONSOLE_ROUTES = ["/agent/api/login", "/agent/api/me", "/agent/api/search", "/agent/api/conversation",
                   "/agent/api/logout", "/agent/api/x", "/agent/api/" + "a/" * 50, "/agent", "/",
                   "/widget/widget.js", "/static/agent.js", "/static/../app.py", "/widget/../../secrets.env",
-                  "/health", "/favicon.ico", "/agent/api/search/", "/AGENT/API/SEARCH"]
+                  "/health", "/favicon.ico", "/agent/api/search/", "/AGENT/API/SEARCH",
+                  "/agent/supervisor", "/agent/api/supervisor/questions", "/agent/api/supervisor/export"]
 
 
 @st.composite

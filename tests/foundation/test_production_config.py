@@ -70,7 +70,7 @@ def test_conversation_events_land_in_postgresql(production_env, trained_model, t
     connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=production_env["DB_NAME"])
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT type_name, data FROM events WHERE sender_id = %s ORDER BY id", ("prod-u1",)
+            "SELECT type_name, data FROM events WHERE sender_id = %s ORDER BY id", ("rest:prod-u1",)
         )
         rows = cursor.fetchall()
     connection.close()

@@ -62,7 +62,8 @@ def _say(port, sender, text):
 
 
 def _tracker_events(port, sender, token):
-    url = f"http://127.0.0.1:{port}/conversations/{sender}/tracker?token={token}"
+    # a REST sender's conversation is "rest:<sender>" (channels/masked.py)
+    url = f"http://127.0.0.1:{port}/conversations/rest:{sender}/tracker?token={token}"
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())["events"]
 

@@ -109,7 +109,8 @@ class ServiceProcess:
         return False
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def request(self, method: str, path: str, headers=None, body=None):

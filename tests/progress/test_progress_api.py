@@ -123,7 +123,7 @@ def test_agency_pushes_a_status_update_that_appends_to_history(service):
 def test_openapi_document_lists_every_route(service):
     status, body, _ = service.request("GET", "/openapi.json")
     assert status == 200 and body["openapi"].startswith("3.")
-    assert set(body["paths"]) == {"/health", "/openapi.json", "/api/v1/applications/{application_no}",
+    assert set(body["paths"]) == {"/health", "/ready", "/openapi.json", "/api/v1/applications/{application_no}",
                                   "/api/v1/applications/{application_no}/status"}
 
 

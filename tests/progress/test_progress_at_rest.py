@@ -50,7 +50,8 @@ def rows(stack, sender=None):
         connection.row_factory = sqlite3.Row
         query, parameters = "SELECT * FROM events", ()
         if sender:
-            query, parameters = query + " WHERE sender_id = ?", (sender,)
+            # a REST sender's conversation is "rest:<sender>" (channels/masked.py)
+            query, parameters = query + " WHERE sender_id = ?", ("rest:" + sender,)
         return [dict(row) for row in connection.execute(query + " ORDER BY id", parameters)]
 
 

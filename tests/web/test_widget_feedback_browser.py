@@ -47,7 +47,7 @@ def ask(page, text):
 
 def stored_sender(page) -> str:
     stored = json.loads(page.evaluate(
-        "() => localStorage.getItem(Object.keys(localStorage).find(k => k.startsWith('mzmtb-widget:')))"))
+        "() => sessionStorage.getItem(Object.keys(sessionStorage).find(k => k.startsWith('mzmtb-widget:')))"))
     return stored["sender"]
 
 

@@ -1,5 +1,6 @@
 """The channel over real HTTP: Rasa's register() mounts it in sanic, a fake WeChat pushes."""
 import time
+from unittest import mock
 
 import pytest
 
@@ -19,7 +20,8 @@ def test_text_reaches_the_bot_and_the_reply_comes_back_passively(channel_for, fa
     # both bot messages of the turn in one reply
     assert result.content == "请带身份证和医保卡。\n\n还有病历。"
     assert agent.runs == [{"text": "要带哪些材料", "sender_id": OPENID, "input_channel": "wechat",
-                           "metadata": {"wechat": {"msg_type": "text", "button": False}}}]
+                           "metadata": {"wechat": {"msg_type": "text", "button": False},
+                                        "request_id": mock.ANY}}]
     if mode == "safe":
         assert b"<Encrypt>" in result.body and "请带" not in result.body.decode()
 

@@ -8,7 +8,6 @@ run shows as a walk step skipped or a reply arriving after the conversation ende
 many went which way is measured and printed (`-s`), never asserted: the machine is shared.
 """
 import concurrent.futures
-import os
 import re
 import statistics
 import time
@@ -17,7 +16,7 @@ import uuid
 import pytest
 
 from tests.progress.progress_helpers import EXAMPLE_CSV, new_secrets, run_import
-from wechat_fakes import APPID, APPSECRET, AES_KEY, TOKEN, FakeWeChat, text_xml
+from wechat_fakes import FakeWeChat, start_wechat_stack, text_xml
 
 pytestmark = pytest.mark.xdist_group("wechat_load")
 
@@ -48,21 +47,11 @@ def wechat():
 @pytest.fixture(scope="module")
 def stack(stack_factory, tmp_path_factory, wechat):
     directory = tmp_path_factory.mktemp("wechat-load")
-    url = f"sqlite:///{directory / 'progress.db'}"
     secrets_env = new_secrets()
-    done = run_import(EXAMPLE_CSV, url, secrets_env)
+    done = run_import(EXAMPLE_CSV, f"sqlite:///{directory / 'progress.db'}", secrets_env)
     assert done.returncode == 0, done.stdout + done.stderr
-    environ = {**os.environ, **secrets_env, "PROGRESS_DATABASE_URL": url,
-               "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID, "WECHAT_APPSECRET": APPSECRET,
-               "WECHAT_AES_KEY": AES_KEY, "WECHAT_MODE": "safe", "WECHAT_API_BASE": wechat.api_base}
-    for name in ("WECHAT_STATE_REDIS_URL", "WECHAT_TRANSFER_TO_KF", "WECHAT_PASSIVE_ONLY",
-                 "WECHAT_REPLY_DEADLINE"):
-        environ.pop(name, None)  # the production default deadline
-
-    def point_the_fake_at_rasa(settings):
-        wechat.channel_url = f"http://127.0.0.1:{settings.rasa_port}/webhooks/wechat/webhook"
-
-    handle = stack_factory(environ=environ, state_dir=directory, prepare=point_the_fake_at_rasa)
+    # the production reply deadline (4.5 s): nothing set
+    handle = start_wechat_stack(stack_factory, directory, wechat, secrets_env)
     yield handle
     handle.stack.stop()
 

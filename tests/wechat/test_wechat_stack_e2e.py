@@ -4,7 +4,6 @@ as the real servers do. Covers the welcome, a knowledge answer, the walk picked 
 numbered buttons, a full progress lookup, and a slow progress backend whose answer misses
 WeChat's deadline and goes out through the customer-service API.
 """
-import os
 import re
 import threading
 import time
@@ -16,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.progress.progress_helpers import EXAMPLE_CSV, new_secrets, run_import
-from wechat_fakes import APPID, APPSECRET, AES_KEY, TOKEN, FakeWeChat, event_xml, text_xml
+from wechat_fakes import FakeWeChat, event_xml, start_wechat_stack, text_xml
 
 # one started stack for the module, so xdist keeps these tests on one worker
 pytestmark = pytest.mark.xdist_group("wechat_stack")
@@ -86,24 +85,18 @@ def proxy():
 @pytest.fixture(scope="module")
 def stack(stack_factory, tmp_path_factory, wechat, proxy):
     directory = tmp_path_factory.mktemp("wechat-stack")
-    url = f"sqlite:///{directory / 'progress.db'}"
     secrets_env = new_secrets()
-    done = run_import(EXAMPLE_CSV, url, secrets_env)
+    done = run_import(EXAMPLE_CSV, f"sqlite:///{directory / 'progress.db'}", secrets_env)
     assert done.returncode == 0, done.stdout + done.stderr
-    environ = {**os.environ, **secrets_env, "PROGRESS_DATABASE_URL": url,
-               "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID, "WECHAT_APPSECRET": APPSECRET,
-               "WECHAT_AES_KEY": AES_KEY, "WECHAT_MODE": "safe", "WECHAT_API_BASE": wechat.api_base,
-               "WECHAT_REPLY_DEADLINE": str(REPLY_DEADLINE),
-               # the actions (and the console) reach the progress service through the proxy
-               "PROGRESS_SERVICE_URL": proxy.url, "PROGRESS_TIMEOUT_SECONDS": "8"}
-    for name in ("WECHAT_STATE_REDIS_URL", "WECHAT_TRANSFER_TO_KF", "WECHAT_PASSIVE_ONLY"):
-        environ.pop(name, None)
 
     def point_the_proxy_at_the_stand_in(settings):
         proxy.target = f"http://127.0.0.1:{settings.progress_port}"
-        wechat.channel_url = f"http://127.0.0.1:{settings.rasa_port}/webhooks/wechat/webhook"
 
-    handle = stack_factory(environ=environ, state_dir=directory, prepare=point_the_proxy_at_the_stand_in)
+    # the actions (and the console) reach the progress service through the proxy
+    handle = start_wechat_stack(stack_factory, directory, wechat, secrets_env, {
+        "WECHAT_REPLY_DEADLINE": str(REPLY_DEADLINE),
+        "PROGRESS_SERVICE_URL": proxy.url, "PROGRESS_TIMEOUT_SECONDS": "8"},
+        prepare=point_the_proxy_at_the_stand_in)
     yield handle
     handle.stack.stop()
 

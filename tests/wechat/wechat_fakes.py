@@ -2,18 +2,21 @@
 
 FakeWeChat   - WeChat's side: signs/encrypts pushes with wechatpy (an implementation
                independent of ours), retries on its own schedule, and serves the
-               stable_token, customer-service and menu/create endpoints with scripted
-               error codes; `stable_tokens` makes stable_token hand out its last token
+               stable_token, customer-service, template-message and menu/create endpoints
+               with scripted error codes (45015 outside the 48 h window, 45047 quota,
+               43004 not a follower: `send_errors`, `template_errors`, `unfollowed`); `stable_tokens` makes stable_token hand out its last token
                again unless force_refresh is set, as WeChat's cache does; `resend`
                replays a captured signed query with another body.
 ChannelServer - our WeChatInput mounted by Rasa's own `register()` in a sanic server
                running in a background thread, with a stand-in agent.
 StubAgent    - stands in for rasa's Agent.handle_message: records every run, can be slow.
+start_wechat_stack - the stack `make run` starts, with WeChat (safe mode) behind a FakeWeChat.
 """
 import asyncio
 import hashlib
 import itertools
 import json
+import os
 import socket
 import threading
 import time
@@ -22,7 +25,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from wechatpy.crypto import WeChatCrypto
 
@@ -103,6 +106,10 @@ class FakeWeChat:
         self.current_token: Optional[str] = None
         self.send_errors: List[int] = []  # errcodes returned by the next custom/send calls
         self.no_permission = False  # every custom/send answers 48001
+        self.templates: List[Dict[str, Any]] = []  # accepted template messages
+        self.template_calls: List[Dict[str, Any]] = []  # every template/send call
+        self.template_errors: List[int] = []  # errcodes returned by the next template/send calls
+        self.unfollowed: set = set()  # OpenIDs that do not follow: 43004 to both endpoints
         self.token_delay = 0.0
         self.channel_url: Optional[str] = None
         self.last_verify_query: Optional[Dict[str, str]] = None
@@ -128,6 +135,22 @@ class FakeWeChat:
     def messages_to(self, openid: str) -> List[str]:
         with self.lock:
             return [m["text"]["content"] for m in self.sent if m["touser"] == openid]
+
+    def templates_to(self, openid: str) -> List[Dict[str, str]]:
+        """The accepted template messages to `openid`, as {key: value}."""
+        with self.lock:
+            return [{key: field["value"] for key, field in m["data"].items()}
+                    for m in self.templates if m["touser"] == openid]
+
+    def wait_for_templates(self, openid: str, count: int,
+                           timeout: float = 10.0) -> List[Dict[str, str]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.templates_to(openid)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        return self.templates_to(openid)
 
     def wait_for_messages(self, openid: str, count: int, timeout: float = 10.0) -> List[str]:
         deadline = time.monotonic() + timeout
@@ -183,11 +206,27 @@ class FakeWeChat:
                             return self._json({"errcode": 40001, "errmsg": "invalid credential"})
                         if fake.no_permission:
                             return self._json({"errcode": 48001, "errmsg": "api unauthorized"})
+                        if payload.get("touser") in fake.unfollowed:
+                            return self._json({"errcode": 43004, "errmsg": "require subscribe"})
                         if fake.send_errors:
                             code = fake.send_errors.pop(0)
                             return self._json({"errcode": code, "errmsg": "scripted"})
                         fake.sent.append(payload)
                     return self._json({"errcode": 0, "errmsg": "ok"})
+                if url.path == "/cgi-bin/message/template/send":
+                    with fake.lock:
+                        fake.template_calls.append({"token": query.get("access_token"), **payload})
+                        if query.get("access_token") not in fake.valid_tokens:
+                            return self._json({"errcode": 40001, "errmsg": "invalid credential"})
+                        if not payload.get("template_id") or not isinstance(payload.get("data"), dict):
+                            return self._json({"errcode": 40037, "errmsg": "invalid template_id"})
+                        if payload.get("touser") in fake.unfollowed:
+                            return self._json({"errcode": 43004, "errmsg": "require subscribe"})
+                        if fake.template_errors:
+                            code = fake.template_errors.pop(0)
+                            return self._json({"errcode": code, "errmsg": "scripted"})
+                        fake.templates.append(payload)
+                    return self._json({"errcode": 0, "errmsg": "ok", "msgid": len(fake.templates)})
                 if url.path == "/cgi-bin/menu/create":
                     with fake.lock:
                         fake.menu_calls.append({"token": query.get("access_token"), "body": payload})
@@ -420,3 +459,32 @@ class Recorder:
 
     async def on_late(self, result):
         self.late.append(result)
+
+
+# WeChat settings a developer's shell may hold that would change what a stack test sees
+_AMBIENT_WECHAT = ("WECHAT_STATE_REDIS_URL", "WECHAT_TRANSFER_TO_KF", "WECHAT_PASSIVE_ONLY",
+                   "WECHAT_REPLY_DEADLINE", "PROGRESS_EVENTS_URL", "STATUS_SUBSCRIPTIONS_DATABASE_URL",
+                   "WECHAT_STATUS_TEMPLATE_ID", "WECHAT_STATUS_TEMPLATE_KEYS")
+
+
+def start_wechat_stack(stack_factory, directory, wechat: "FakeWeChat", secrets_env: Mapping[str, str],
+                       settings: Optional[Mapping[str, str]] = None,
+                       prepare: Optional[Callable[[Any], None]] = None):
+    """The stack `make run` starts (tests/conftest.py's stack_factory) with WeChat in safe
+    mode behind `wechat`, the progress stand-in on SQLite in `directory`; `settings` are
+    added to (or override) the environment; `prepare(stack settings)` runs once the ports
+    are known. The fake is pointed at Rasa's WeChat webhook."""
+    environ = {**os.environ, **secrets_env,
+               "PROGRESS_DATABASE_URL": f"sqlite:///{directory / 'progress.db'}",
+               "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID, "WECHAT_APPSECRET": APPSECRET,
+               "WECHAT_AES_KEY": AES_KEY, "WECHAT_MODE": "safe", "WECHAT_API_BASE": wechat.api_base}
+    for name in _AMBIENT_WECHAT:
+        environ.pop(name, None)
+    environ.update(settings or {})
+
+    def point_the_fake_at_rasa(stack_settings):
+        wechat.channel_url = f"http://127.0.0.1:{stack_settings.rasa_port}/webhooks/wechat/webhook"
+        if prepare is not None:
+            prepare(stack_settings)
+
+    return stack_factory(environ=environ, state_dir=directory, prepare=point_the_fake_at_rasa)

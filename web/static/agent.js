@@ -9,17 +9,7 @@
   var csrf = "";
   var $ = function (id) { return document.getElementById(id); };
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (name) {
-      if (name === "text") { node.textContent = attrs[name]; }
-      else { node.setAttribute(name, attrs[name]); }
-    });
-    (children || []).forEach(function (child) {
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
+  var kit = window.ConsoleKit, el = kit.el, notice = kit.notice;
 
   function cookie(name) {
     var match = document.cookie.split("; ").filter(function (part) {
@@ -29,22 +19,7 @@
   }
 
   function api(method, path, body, token) {
-    var headers = { "Accept": "application/json" };
-    if (body !== undefined) { headers["Content-Type"] = "application/json"; }
-    if (token) { headers["X-CSRF-Token"] = token; }
-    return fetch("/agent/api/" + path, {
-      method: method, headers: headers, credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        return { status: response.status, data: data };
-      });
-    });
-  }
-
-  function notice(text) {
-    $("notice").textContent = text || "";
-    $("notice").hidden = !text;
+    return kit.request(method, path, body, token).then(kit.asJson);
   }
 
   function showLogin(message) {
@@ -57,10 +32,11 @@
     $("username").focus();
   }
 
-  function showConsole(user, token) {
+  function showConsole(user, token, role) {
     csrf = token;
     notice("");
     $("who-name").textContent = user;
+    $("supervisor-link").hidden = role !== "supervisor";
     $("who").hidden = false;
     $("login-view").hidden = true;
     $("console-view").hidden = false;
@@ -191,7 +167,7 @@
     $("login-error").textContent = "";
     api("POST", "login", { username: $("username").value, password: $("password").value },
         cookie("agent_csrf")).then(function (reply) {
-      if (reply.status === 200) { showConsole(reply.data.user, reply.data.csrf); }
+      if (reply.status === 200) { showConsole(reply.data.user, reply.data.csrf, reply.data.role); }
       else {
         $("login-error").textContent = reply.data.error || "登录失败。";
         $("password").value = "";
@@ -242,7 +218,7 @@
   });
 
   api("GET", "me").then(function (reply) {
-    if (reply.status === 200) { showConsole(reply.data.user, reply.data.csrf); }
+    if (reply.status === 200) { showConsole(reply.data.user, reply.data.csrf, reply.data.role); }
     else { showLogin(""); }
   }, function () { showLogin("无法连接服务器，请稍后再试。"); });
 })();

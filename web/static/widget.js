@@ -6,8 +6,11 @@
  *           data-server="https://<rasa-host>" data-title="门诊慢特病在线咨询" defer></script>
  *
  * Talks to Rasa's `web` input channel (POST <server>/webhooks/web/webhook). The
- * conversation (sender id + transcript), the open/closed state and the 大字 switch are
- * kept in localStorage, so a reload shows the same conversation. Privacy on shared PCs:
+ * conversation (sender id + transcript, which may hold a lookup's masked name, disease
+ * and status) and the open/closed state are kept in sessionStorage: a reload shows the
+ * same conversation, but it ends with the tab (closing it, or a new tab or browser,
+ * starts afresh). Only the 大字 switch is kept in localStorage. A transcript an older
+ * version left in localStorage is deleted on load. Privacy on shared PCs:
  * after 30 minutes without a message the transcript is dropped and a new session id is
  * used; ID numbers, application numbers and ID suffixes the visitor types are stored and
  * shown masked; the 清除记录 button wipes the transcript at once. Everything lives in a
@@ -16,9 +19,9 @@
  *
  * Privacy notice (what is stored, for how long, who can see it): shown once per
  * conversation, as its first entry, when the panel is first opened. Whether it was shown
- * is kept with the conversation in localStorage (not sessionStorage): a reload, another
- * tab or reopening the panel does not show it again, but a new conversation does (清除记录,
- * or 30 idle minutes: on a public PC that may be the next person).
+ * is kept with the conversation (sessionStorage): a reload or reopening the panel does
+ * not show it again, but a new conversation does (清除记录, 30 idle minutes, a new tab:
+ * on a public PC that may be the next person).
  *
  * Feedback (issue 19, docs/web.md "Feedback"): a reply message that carries `feedback`
  * (the channel adds it to a knowledge answer, with the wording from
@@ -28,6 +31,15 @@
  * `max_reason_chars`). Only the latest answer can be rated: once the visitor writes
  * again, an open pair (or an unanswered reason) goes away. Messages without `feedback`
  * (questions, walk steps, the privacy notice, …) get nothing.
+ *
+ * Status changes (issue 19, docs/web.md "Status changes"): after a found lookup the reply
+ * carries {"custom": {"status_watch": {"token": …}}}: an opaque random token, kept in
+ * localStorage under `mzmtb-widget-watch:<server>` (at most 3, newest first; never the
+ * number, name or status). When a new conversation starts on page load, the tokens go to
+ * <server>/webhooks/web/status-changes; each line of the answer (a change since the last
+ * look: masked number, new status) is shown as a bot message at the top, and the tokens
+ * it names under `forget` are dropped. {"status_watch": {"clear": true}} (the answer to
+ * "取消通知") drops every token, after asking the server to delete them.
  */
 (function () {
   "use strict";
@@ -40,7 +52,10 @@
   var server = (script.getAttribute("data-server") || "").replace(/\/+$/, "");
   var title = script.getAttribute("data-title") || "门诊慢特病在线咨询";
   var assetBase = new URL(".", script.src).href;
-  var storageKey = "mzmtb-widget:" + server;
+  var storageKey = "mzmtb-widget:" + server;          // the conversation: sessionStorage
+  var prefsKey = "mzmtb-widget-prefs:" + server;       // the 大字 switch: localStorage
+  var watchKey = "mzmtb-widget-watch:" + server;       // status-change tokens: localStorage
+  var MAX_WATCH_TOKENS = 3;
   // The privacy notice (knowledge/channel_texts.yml privacy_notice, with the configured
   // retention period): web/app.py replaces the marker with a JSON string when it serves
   // this file. Served as a plain file, there is none (null) and nothing is shown.
@@ -64,16 +79,40 @@
 
   // --- state kept across reloads -----------------------------------------------------
   var memoryStore = {};
+  function readItem(storage, key) {
+    try { return window[storage].getItem(key); } catch (e) { return memoryStore[storage + key] || null; }
+  }
+  function writeItem(storage, key, raw) {
+    try { window[storage].setItem(key, raw); } catch (e) { memoryStore[storage + key] = raw; }
+  }
+  function parsed(raw) {
+    try { return raw ? JSON.parse(raw) : null; } catch (e) { return null; }
+  }
+  // Older versions kept the whole conversation in localStorage: only its 大字 switch is
+  // taken over, the rest is deleted.
+  function purgeOldTranscript() {
+    var old = parsed(readItem("localStorage", storageKey));
+    try { window.localStorage.removeItem(storageKey); } catch (e) { /* nothing stored */ }
+    return old && typeof old.large === "boolean" ? old.large : null;
+  }
+  function loadLarge() {
+    var oldLarge = purgeOldTranscript();
+    var prefs = parsed(readItem("localStorage", prefsKey));
+    if (prefs && typeof prefs.large === "boolean") { return prefs.large; }
+    return !!oldLarge;
+  }
+  var startedFresh = false;  // a new conversation on this page load: ask for status changes
   function loadState() {
-    var raw = null;
-    try { raw = window.localStorage.getItem(storageKey); } catch (e) { raw = memoryStore[storageKey]; }
-    var state = null;
-    try { state = raw ? JSON.parse(raw) : null; } catch (e) { state = null; }
+    var large = loadLarge();
+    var state = parsed(readItem("sessionStorage", storageKey));
     if (!state || state.v !== 1 || typeof state.sender !== "string") {
-      state = freshState(false, false);
+      state = freshState(large, false);
+      startedFresh = true;
     } else if (expired(state)) {
-      state = freshState(!!state.large, false);
+      state = freshState(large, false);
+      startedFresh = true;
     }
+    state.large = large;
     if (!Array.isArray(state.messages)) { state.messages = []; }
     return state;
   }
@@ -108,9 +147,68 @@
   }
   function saveState() {
     state.messages = state.messages.slice(-MAX_KEPT_MESSAGES);
-    var raw = JSON.stringify(state);
-    try { window.localStorage.setItem(storageKey, raw); } catch (e) { memoryStore[storageKey] = raw; }
+    var conversation = {};
+    Object.keys(state).forEach(function (name) {
+      if (name !== "large") { conversation[name] = state[name]; }
+    });
+    writeItem("sessionStorage", storageKey, JSON.stringify(conversation));
+    writeItem("localStorage", prefsKey, JSON.stringify({ large: !!state.large }));
   }
+  // Status-change tokens (opaque, random): nothing else about the lookup is kept.
+  function readTokens() {
+    var tokens = parsed(readItem("localStorage", watchKey));
+    return Array.isArray(tokens) ? tokens.filter(function (t) {
+      return typeof t === "string" && /^[A-Za-z0-9_-]{16,64}$/.test(t);
+    }).slice(0, MAX_WATCH_TOKENS) : [];
+  }
+  function writeTokens(tokens) {
+    if (tokens.length) { writeItem("localStorage", watchKey, JSON.stringify(tokens.slice(0, MAX_WATCH_TOKENS))); }
+    else { try { window.localStorage.removeItem(watchKey); } catch (e) { delete memoryStore["localStorage" + watchKey]; } }
+  }
+  function keepToken(token) {
+    if (typeof token !== "string" || !/^[A-Za-z0-9_-]{16,64}$/.test(token)) { return; }
+    writeTokens([token].concat(readTokens().filter(function (t) { return t !== token; })));
+  }
+  function forgetTokens(dropped) {
+    writeTokens(readTokens().filter(function (t) { return dropped.indexOf(t) < 0; }));
+  }
+  function handleWatch(watch) {
+    if (!watch || typeof watch !== "object") { return; }
+    if (watch.token) { keepToken(watch.token); }
+    if (watch.clear === true) {
+      var tokens = readTokens();
+      writeTokens([]);
+      if (tokens.length) { postStatusChanges({ tokens: tokens, cancel: true }).catch(function () { return null; }); }
+    }
+  }
+  function postStatusChanges(body) {
+    return fetch(server + "/webhooks/web/status-changes", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    });
+  }
+  // A new conversation: the changes since the last visit come first (the welcome follows
+  // when the panel is opened). A failure shows nothing; the tokens are kept for next time.
+  function checkStatusChanges() {
+    var tokens = readTokens();
+    if (!tokens.length) { return; }
+    var sender = state.sender;
+    postStatusChanges({ tokens: tokens }).then(function (answer) {
+      if (!answer || typeof answer !== "object") { return; }
+      if (Array.isArray(answer.forget)) { forgetTokens(answer.forget); }
+      if (state.sender !== sender || !Array.isArray(answer.messages)) { return; }
+      answer.messages.forEach(function (line) {
+        if (line && typeof line.text === "string" && line.text) {
+          addMessage({ from: "bot", text: maskNumbers(line.text), watch: true });
+        }
+      });
+    }).catch(function () { return null; });
+  }
+
   function newSenderId() {
     if (window.crypto && window.crypto.randomUUID) { return "web-" + window.crypto.randomUUID(); }
     var bytes = new Uint8Array(16);
@@ -414,7 +512,7 @@
     root.classList.toggle("mz-open", open);
     launcher.setAttribute("aria-expanded", open ? "true" : "false");
     if (open) {
-      var empty = !state.messages.length;
+      var empty = !state.messages.some(function (m) { return !m.watch; });
       showNotice();
       if (empty) { addMessage(WELCOME); }
       scrollToEnd();
@@ -485,6 +583,10 @@
         if (state.sender !== sender) { return; }  // cleared meanwhile: drop the old answer
         var shownAny = false;
         (Array.isArray(replies) ? replies : []).forEach(function (reply) {
+          if (reply && reply.custom && typeof reply.custom === "object") {
+            handleWatch(reply.custom.status_watch);  // never shown, never in the transcript
+            return;
+          }
           if (!reply || (!reply.text && !reply.buttons && !reply.image)) { return; }
           var buttons = (reply.buttons || []).filter(function (b) {
             return b && typeof b.title === "string";
@@ -553,6 +655,7 @@
     applyLarge();
     renderAll();
     if (state.open) { setOpen(true, false); }
+    if (startedFresh) { checkStatusChanges(); }
   }
   if (document.body) { start(); } else { document.addEventListener("DOMContentLoaded", start); }
 })();
