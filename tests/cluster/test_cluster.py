@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -104,6 +105,9 @@ def web_sender() -> str:
     return f"web-{uuid.uuid4()}"
 
 
+BUREAU_SITE = "https://ybj.nanchong.example"
+
+
 def new_openid() -> str:
     return "oCLU" + uuid.uuid4().hex[:24]
 
@@ -145,7 +149,9 @@ def cluster(trained_model, tmp_path_factory, wechat):
                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379", "REDIS_PASSWORD": "", "REDIS_DB": "0",
                "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID, "WECHAT_APPSECRET": APPSECRET,
                "WECHAT_AES_KEY": AES_KEY, "WECHAT_MODE": "safe", "WECHAT_API_BASE": wechat.api_base,
-               "WECHAT_STATE_PREFIX": f"cluster{run}:wechat", "WEB_STATE_REDIS_PREFIX": f"cluster{run}:web"}
+               "WECHAT_STATE_PREFIX": f"cluster{run}:wechat", "WEB_STATE_REDIS_PREFIX": f"cluster{run}:web",
+               # the bureau's site that embeds the widget (the demo page is same-origin)
+               "CORS_ORIGINS": BUREAU_SITE}
     for name in ("WECHAT_STATE_REDIS_URL", "WECHAT_TRANSFER_TO_KF", "WECHAT_PASSIVE_ONLY",
                  "WECHAT_REPLY_DEADLINE", "PROGRESS_SERVICE_URL", "CONVERSATION_CODES_DATABASE_URL",
                  "AGENT_DATABASE_URL", "WEB_STATE_REDIS_URL",
@@ -214,6 +220,28 @@ def test_the_api_exists_behind_nginx_and_what_nginx_does_expose_answers(cluster)
     # the demo page points the widget at the public address (nginx), not at a replica
     _, page = request(cluster.public_port, "GET", "/")
     assert f'data-server="http://127.0.0.1:{cluster.public_port}"'.encode() in page
+
+
+def test_the_widget_on_the_bureaus_site_gets_through_nginx_and_no_other_site_does(cluster):
+    def preflight(origin):
+        connection = http.client.HTTPConnection("127.0.0.1", cluster.public_port, timeout=30)
+        try:
+            connection.request("OPTIONS", "/webhooks/web/webhook", headers={
+                "Origin": origin, "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type"})
+            response = connection.getresponse()
+            response.read()
+            return response.status, response.getheader("Access-Control-Allow-Origin")
+        finally:
+            connection.close()
+
+    status, allowed = preflight(BUREAU_SITE)
+    assert status in (200, 204) and allowed == BUREAU_SITE, (status, allowed)
+    status, allowed = preflight("https://evil.example")
+    assert allowed is None, (status, allowed)
+    reply = requests.post(f"http://127.0.0.1:{cluster.public_port}/webhooks/web/webhook", timeout=60,
+                          json={"sender": web_sender(), "message": "你好"}, headers={"Origin": BUREAU_SITE})
+    assert reply.status_code == 200 and reply.headers.get("Access-Control-Allow-Origin") == BUREAU_SITE
 
 
 # --- one conversation, two replicas ------------------------------------------------------
@@ -322,6 +350,38 @@ def _carry_on_without_replica_1(cluster, wechat, sender, openid, numbers):
     assert cluster.user_turns(sender) == ["我想在小程序上申请", "下一步", "下一步", "上一步", "下一步"]
     failed = [line for line in cluster.access_log() if re.search(r'" 5\d\d ', line)]
     assert not failed, failed  # no visitor saw an error
+
+
+def test_a_held_wechat_reply_survives_a_restart_of_the_replica(cluster, wechat):
+    """A late answer that the customer-service API refuses (45015: outside the 48 h window)
+    is held until the person's next message; the hold is in Redis, so a restart of the
+    replica in between loses nothing and sends nothing twice."""
+    openid = new_openid()
+    actions = [cluster.stack.processes[name] for name in ("actions-1", "actions-2")]
+    for process in actions:  # the turn waits for the action servers past WeChat's deadline
+        os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        wechat.send_errors.append(45015)
+        first = wechat.push(text_xml(openid, "办慢特病要准备啥子材料"), mode="safe",
+                            url=cluster.wechat_url(cluster.replica_port(1)))
+        assert first.status == 200 and not first.content, first  # nothing in time
+    finally:
+        for process in actions:
+            os.killpg(process.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(call.get("touser") == openid for call in wechat.send_calls):
+        time.sleep(0.2)
+    assert [call["touser"] for call in wechat.send_calls].count(openid) == 1  # tried once, refused
+    assert wechat.messages_to(openid) == []
+
+    cluster.stack.stop_service("rasa-1")
+    assert cluster.stack.start_service("rasa-1"), "rasa-1 did not come back"
+    reply = wechat.push(text_xml(openid, "谢谢"), mode="safe", url=cluster.wechat_url(cluster.replica_port(1)))
+    text = reply.content or ""
+    assert reply.status == 200 and text.startswith("【您上一个问题的回复】") and "诊断证明" in text, reply
+    again = wechat.push(text_xml(openid, "谢谢"), mode="safe", url=cluster.wechat_url(cluster.replica_port(2)))
+    assert "【您上一个问题的回复】" not in (again.content or "")  # taken once
+    assert wechat.messages_to(openid) == []
 
 
 # --- the agents' console on two web replicas ---------------------------------------------------
