@@ -55,7 +55,7 @@ from rasa.shared.core.events import ActiveLoop, EntitiesAdded, SlotSet, UserUtte
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from channels.config import ConversationStoreSettings
-from core.private_files import private_sqlite_file, sqlite_path
+from core.private_files import private_database_file
 
 logger = logging.getLogger(__name__)
 
@@ -224,9 +224,7 @@ class PrivateSQLTrackerStore(SQLTrackerStore):
         try:
             self.settings = settings or ConversationStoreSettings.from_env()
             url = self.get_db_url(dialect, host, port, db, username, password, login_db, query)
-            path = sqlite_path(str(url))
-            if path is not None:
-                private_sqlite_file(path)
+            private_database_file(str(url))
             super().__init__(domain=domain, dialect=dialect, host=host, port=port, db=db,
                              username=username, password=password, event_broker=event_broker,
                              login_db=login_db, query=query, **kwargs)

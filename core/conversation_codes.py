@@ -31,7 +31,7 @@ from typing import Callable, Mapping, Optional
 import sqlalchemy as sa
 
 from core import defaults
-from core.private_files import private_sqlite_file, sqlite_path
+from core.private_files import private_database_file
 
 DATABASE_URL_ENV = "CONVERSATION_CODES_DATABASE_URL"
 KEY_ENV = "CONVERSATION_CODE_KEY"
@@ -118,9 +118,7 @@ class CodeStore:
         self.key = key.encode("utf-8") if key else None
         self.clock = clock
         self._lock = threading.Lock()
-        path = sqlite_path(url)
-        if path is not None:
-            private_sqlite_file(path)  # 0600 in a 0700 folder before SQLite creates it
+        private_database_file(url)
         self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         metadata.create_all(self.engine)
 

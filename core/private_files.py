@@ -73,3 +73,11 @@ def sqlite_path(database_url: str) -> Union[pathlib.Path, None]:
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
     return pathlib.Path(name)
+
+
+def private_database_file(database_url: str) -> None:
+    """Before an engine opens `database_url`: its SQLite file (if it is one) made 0600 in
+    a 0700 folder, so SQLite never creates it readable by others; other databases: nothing."""
+    path = sqlite_path(database_url)
+    if path is not None:
+        private_sqlite_file(path)

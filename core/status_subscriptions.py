@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core import defaults
-from core.private_files import private_sqlite_file, sqlite_path
+from core.private_files import private_database_file
 
 DATABASE_URL_ENV = "STATUS_SUBSCRIPTIONS_DATABASE_URL"
 DEFAULT_DATABASE_URL = f"sqlite:///{defaults.STATE_DIR / 'status-subscriptions.db'}"
@@ -147,9 +147,7 @@ class SubscriptionStore:
         self.url = url
         self.clock = clock
         self._lock = threading.Lock()
-        path = sqlite_path(url)
-        if path is not None:
-            private_sqlite_file(path)  # 0600 in a 0700 folder before SQLite creates it
+        private_database_file(url)
         self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         metadata.create_all(self.engine)
 

@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from core.private_files import private_sqlite_file, sqlite_path
+from core.private_files import private_database_file
 from progress_service import settings
 
 MIGRATIONS = pathlib.Path(__file__).with_name("migrations")
@@ -98,9 +98,7 @@ def make_engine(url: str, schema: str = "") -> sa.engine.Engine:
     if schema not in SCHEMA_MODES:
         raise ValueError(f"PROGRESS_SCHEMA_AT_START={schema!r}: one of {', '.join(SCHEMA_MODES)}")
     kwargs = {"future": True, "pool_pre_ping": True}
-    path = sqlite_path(url)
-    if path is not None:  # created 0600 in a 0700 state folder before SQLite opens it
-        private_sqlite_file(path)
+    private_database_file(url)
     if url.startswith("sqlite"):
         # the service runs queries in worker threads
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}

@@ -34,7 +34,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from core import conversation_codes, defaults, status_subscriptions
-from core.private_files import private_sqlite_file, sqlite_path
+from core.private_files import private_database_file, sqlite_path
 from web.agents import database_url as agent_database_url
 from web.config import WebConfig
 
@@ -95,9 +95,7 @@ def _config(component: Component) -> Config:
 
 
 def _engine(url: str) -> sa.engine.Engine:
-    path = sqlite_path(url)
-    if path is not None:
-        private_sqlite_file(path)  # 0600 in a 0700 folder before SQLite creates it
+    private_database_file(url)
     return sa.create_engine(url, future=True)
 
 

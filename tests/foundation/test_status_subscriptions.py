@@ -12,38 +12,9 @@ from core import status_events
 from core.status_subscriptions import (
     OFFER_SECONDS, SUBSCRIPTION_SECONDS, SubscriptionStore,
 )
-from tests.support import postgres_schema
+from tests.foundation.status_store_support import clock, store, url  # noqa: F401 (fixtures)
 
 OPENID_A, OPENID_B = "oTESTuserA0000000000000001", "oTESTuserB0000000000000002"
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'subscriptions.db'}"
-    else:
-        with postgres_schema("subs_test") as pg_url:
-            yield pg_url
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(url, clock):
-    opened = SubscriptionStore(url, clock=clock)
-    yield opened
-    opened.close()
 
 
 def test_an_offer_becomes_one_subscription_per_pair(store, clock):

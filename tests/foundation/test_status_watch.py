@@ -9,42 +9,13 @@ import sqlalchemy as sa
 
 from channels.web import WebOutputChannel, parse_status_changes, status_change_line
 from core.status_subscriptions import (
-    OFFER_SECONDS, SUBSCRIPTION_SECONDS, WATCH_KEY, WATCH_OFFER, SubscriptionStore,
+    OFFER_SECONDS, SUBSCRIPTION_SECONDS, WATCH_KEY, WATCH_OFFER,
     sane_watch_token, watches_table,
 )
-from tests.support import postgres_schema
+from tests.foundation.status_store_support import clock, store, url  # noqa: F401 (fixtures)
 
 SENDER_A, SENDER_B = "web-0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", "web-1f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 NUMBER = "NC2025000104"
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'subscriptions.db'}"
-    else:
-        with postgres_schema("watch_test") as pg_url:
-            yield pg_url
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(url, clock):
-    opened = SubscriptionStore(url, clock=clock)
-    yield opened
-    opened.close()
 
 
 def watch(store, sender=SENDER_A, number=NUMBER, status="accepted"):
