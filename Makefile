@@ -273,18 +273,26 @@ validate-knowledge: install
 	$(PY) -m tools.validate_knowledge
 
 # Held-out NLU test sets (tests/nlu/, never trained on; tests/nlu/test_leak_check.py fails on
-# near-copies of training examples). The in-house set: 95% floor. The hard set (written
-# apart, real-style: dialect, traditional, voice typos, long and two-topic messages): a
-# regression guard about 2.5 points under the measured 88.4 % (DIET + TF-IDF ensemble,
-# 2026-12-03, after the colloquial examples); the goal is 95% overall and 85% per intent
-# (docs/nlu-benchmark.md).
-NLU_FLOOR ?= 0.95
-NLU_HARD_FLOOR ?= 0.86
+# near-copies of training examples). Floors are regression guards under what the model of
+# this commit measures (docs/nlu-benchmark.md, "The pinyin view and the blind examples"):
+# - the in-house set (plain questions): 94 %;
+# - the hard set (written apart, real-style: dialect, traditional, voice typos, long and
+#   two-topic messages): 89 %, and no intent under 70 %; the goal is 95 % overall and 85 %
+#   per intent;
+# - the fresh set (written blind, never consulted while changing the pipeline or the data;
+#   2-12 utterances per intent, so no per-intent floor): 90 %.
+NLU_FLOOR ?= 0.94
+NLU_HARD_FLOOR ?= 0.89
+NLU_HARD_INTENT_FLOOR ?= 0.70
+NLU_FRESH_FLOOR ?= 0.90
 test-nlu: $(MODEL)
 	$(RASA) test nlu --domain domain --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
 	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR) --name "in-house set"
 	$(RASA) test nlu --domain domain --nlu tests/nlu/hard_set.yml --model $(MODEL) --out $(STATE)/results/nlu-hard
-	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-hard/intent_report.json --floor $(NLU_HARD_FLOOR) --name "hard set"
+	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-hard/intent_report.json --floor $(NLU_HARD_FLOOR) \
+	  --intent-floor $(NLU_HARD_INTENT_FLOOR) --name "hard set"
+	$(RASA) test nlu --domain domain --nlu tests/nlu/fresh_set.yml --model $(MODEL) --out $(STATE)/results/nlu-fresh
+	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-fresh/intent_report.json --floor $(NLU_FRESH_FLOOR) --name "fresh set"
 
 # NLU comparison on both held-out sets (ours, Rasa's default, TF-IDF+LR, nearest neighbour) and
 # the FallbackClassifier calibration (bench/calibrate.py); writes docs/nlu-benchmark.md. Uses the

@@ -91,7 +91,7 @@ class ActionAnswerTopic(Action):
         elif match.named_here:
             # also when only the text named it (the NLU found no entity): "那要什么材料" next
             events.append(SlotSet("disease", list(match.diseases)))
-        answer = kb.answer_topic(match.topic, match.diseases, match.unknown)
+        answer = kb.answer_topic(match.topic, match.diseases, match.unknown, match.said)
         logger.info("intent=%s topic=%s diseases=%s unknown=%d", intent, match.topic, answer.diseases,
                     len(match.unknown))
         handover = match.topic in HANDOVER_TOPICS

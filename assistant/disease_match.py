@@ -9,14 +9,20 @@ For one message, in this order:
 0. a question about who may apply that names a disease ("发烧的人能申请吗", "高血压的人能
    申请吗") is a question about that disease: topic `disease_coverage`, as the eligibility
    answer itself says ("想问某个病能不能办，直接发病名");
-1. the diseases the NLU named (canonical names from knowledge/diseases.yml, in the order
-   they were said); failing that, catalogue names and aliases found in the text itself
-   ("肝移植后一直吃药" -> 器官移植术后抗排异治疗);
-2. else illness words the catalogue does not know ("白癜风", "发烧"): the answer says so
-   and points to the official list and the hotline (topic variants `unknown` /
-   `unknown_note`), and the remembered disease is dropped;
-3. else "哪些病能办" asks for the catalogue;
-4. else the disease remembered from earlier in the conversation ("那要什么材料").
+1. the diseases the message names, all answered together, in the order they were said:
+   - catalogue diseases: the NLU's (canonical names from knowledge/diseases.yml); failing
+     that, catalogue names and aliases found in the text ("肝移植后一直吃药" ->
+     器官移植术后抗排异治疗);
+   - names the catalogue lists under a disease's `covers` ("胰腺癌" -> 恶性肿瘤门诊放化疗);
+   - illness words the catalogue does not know ("痛风", "白癜风", "发烧"): the answer says
+     so and points to the official list and the hotline (variants `unknown` /
+     `unknown_note`; "子宫肌瘤" gets `covered_maybe`);
+   a remembered disease is not answered then, and is forgotten when only unknown names
+   were said;
+2. else "哪些病能办" asks for the catalogue;
+3. else the disease remembered from earlier in the conversation ("那要什么材料").
+The words that named a disease go with the match (`said`), so the answer can add that
+"血糖高" needs a diagnosis of 糖尿病 or that "胰腺癌" is answered as 恶性肿瘤门诊放化疗.
 """
 from __future__ import annotations
 
@@ -98,23 +104,43 @@ def canonical_names(kb: KnowledgeBase, values: Iterable[Any]) -> List[str]:
     return names
 
 
+def _entity_word(text: str, entity: Mapping[str, Any]) -> str:
+    """What the person typed for an entity: its span ("血糖高"; the NLU's value is already
+    the synonym "糖尿病"), else its value."""
+    start, end = entity.get("start"), entity.get("end")
+    if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
+        return normalize_text(text[start:end])
+    return str(entity.get("value") or "")
+
+
+def catalogue_mentions(kb: KnowledgeBase, entities: Sequence[Mapping[str, Any]] = (),
+                       text: str = "") -> List[Tuple[int, str, str]]:
+    """(position, word typed, canonical name) of the catalogue diseases this message
+    names: the NLU's `disease` entities, else catalogue names and aliases in the text."""
+    mentions = []
+    for entity in entities or []:
+        if isinstance(entity, Mapping) and entity.get("entity") == "disease":
+            name = _canonical(kb, entity.get("value"))
+            if name:
+                word = _entity_word(text, entity)
+                # a span that is no name of that disease (an odd offset): the value then
+                mentions.append((entity.get("start") or 0,
+                                 word if kb.canonical(word) == name else name, name))
+    if not mentions and text:
+        mentions = kb.find_diseases(text)
+    return sorted(mentions)
+
+
 def named_diseases(kb: KnowledgeBase, entities: Sequence[Mapping[str, Any]] = (),
                    text: str = "") -> List[str]:
     """Catalogue diseases this message names: the NLU's `disease` entities in the order
     they were said, else catalogue names and aliases found in the text."""
-    found = sorted(
-        (entity for entity in entities or []
-         if isinstance(entity, Mapping) and entity.get("entity") == "disease"),
-        key=lambda entity: entity.get("start") or 0,
-    )
-    names = canonical_names(kb, (entity.get("value") for entity in found))
-    if not names and text:
-        names = kb.recognise_diseases(text)
-    return names
+    return list(dict.fromkeys(name for _, _, name in catalogue_mentions(kb, entities, text)))
 
 
 def unknown_diseases(kb: KnowledgeBase, text: str) -> List[str]:
-    """Illness words in the text that are no catalogue name or alias ("白癜风", "发烧")."""
+    """Illness words in the text that are no catalogue name or alias ("白癜风", "发烧"),
+    those a disease `covers` ("胰腺癌") included."""
     return [phrase for phrase in disease_like_phrases(text) if not kb.recognise_diseases(phrase)]
 
 
@@ -131,6 +157,9 @@ class Match:
     # the message named only diseases the catalogue does not know: a remembered disease
     # must not be answered for (or kept) any more
     forget_remembered: bool = False
+    # (canonical name, word typed) for the diseases named here: "血糖高" or "胰腺癌" get a
+    # line of their own (KnowledgeBase.answer_topic `said`)
+    said: Tuple[Tuple[str, str], ...] = ()
 
 
 def match_question(kb: KnowledgeBase, intent: Optional[str], text: str = "",
@@ -151,12 +180,23 @@ def match_question(kb: KnowledgeBase, intent: Optional[str], text: str = "",
         topic = WITH_A_DISEASE[topic]
     if topic not in DISEASE_TOPICS:
         return Match(topic)
-    diseases = named_diseases(kb, entities, text)
-    if diseases:
-        return Match(topic, tuple(diseases), named_here=True)
-    unknown = unknown_diseases(kb, text)
-    if unknown:
-        return Match(topic, (), tuple(unknown), forget_remembered=True)
+    mentions = catalogue_mentions(kb, entities, text)
+    normalized = normalize_text(text)
+    unknown = []
+    for phrase in unknown_diseases(kb, text):
+        covering = kb.covering(phrase)
+        if covering and covering[1]:  # "胰腺癌": answered as the disease that covers it
+            mentions.append((max(normalized.find(phrase), 0), phrase, covering[0]))
+        else:
+            unknown.append(phrase)
+    mentions.sort()
+    diseases = tuple(dict.fromkeys(name for _, _, name in mentions))
+    if diseases or unknown:
+        # any disease named, known or not: nothing remembered is answered; only unknown
+        # ones ("那痛风呢"): the remembered disease is forgotten too
+        return Match(topic, diseases, tuple(unknown), named_here=bool(diseases),
+                     forget_remembered=not diseases,
+                     said=tuple((name, word) for _, word, name in mentions))
     if topic == "disease_coverage" and asks_for_the_list(text):
         return Match(topic)  # "哪些病能办": the catalogue, even after an earlier disease
     return Match(topic, tuple(canonical_names(kb, remembered)))

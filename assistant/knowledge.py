@@ -11,7 +11,7 @@ import pathlib
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -40,8 +40,10 @@ MAX_NEXT = 3
 # many diseases need checking, and then take the place of `footer`.
 DISEASE_TOPICS = {
     "disease_coverage": ("verified_line", "unverified_line", "criteria_line", "no_criteria",
-                         "footer", "unknown", "unknown_unnamed", "check_list"),
-    "materials": ("for_diseases", "extras_known", "extras_unknown", "unknown_note", "footer"),
+                         "footer", "unknown", "unknown_unnamed", "check_list",
+                         "covered_line", "covered_maybe", "loose_line"),
+    "materials": ("for_diseases", "extras_known", "extras_unknown", "unknown_note", "footer",
+                  "covered_line", "covered_maybe", "loose_line"),
 }
 FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff", "no_content", "not_understood")
 
@@ -58,7 +60,12 @@ VARIANT_FIELDS = {
     "for_diseases": {"names", "extras"},
     "extras_known": {"name", "extra_materials"},
     "unknown_note": {"name"},
+    "covered_line": {"name", "disease"},
+    "covered_maybe": {"name", "disease"},
+    "loose_line": {"name"},
 }
+# diseases.yml `covers`: the lists it may have (see the file's header)
+COVERS_KEYS = ("endings", "maybe_endings", "sure_prefixes", "not_prefixes")
 FALLBACK_FIELDS = {"ask_two": {"first", "second"}, "ask_one": {"first"}}
 
 
@@ -92,6 +99,22 @@ class Disease:
     extra_materials: Tuple[str, ...]
     source: str
     verified: bool
+    # aliases that are a symptom or a broader word, not the diagnosis ("血糖高")
+    loose_aliases: Tuple[str, ...] = ()
+    # names it covers by how they are written: {"endings": ("癌", …), …} (COVERS_KEYS)
+    covers: Mapping[str, Tuple[str, ...]] = field(default_factory=dict, hash=False)
+
+    def covering(self, name: str) -> Optional[bool]:
+        """True: `name` is this disease by how it is written ("胰腺癌"); False: it may be
+        ("子宫肌瘤"); None: it is not ("良性肿瘤", "白癜风")."""
+        rules = self.covers
+        if not name or name.startswith(tuple(rules.get("not_prefixes", ()))):
+            return None
+        if name.endswith(tuple(rules.get("endings", ()))):
+            return True
+        if name.endswith(tuple(rules.get("maybe_endings", ()))):
+            return name.startswith(tuple(rules.get("sure_prefixes", ())))
+        return None
 
 
 @dataclass
@@ -103,6 +126,10 @@ class Answer:
     buttons: List[Dict[str, str]] = field(default_factory=list)
     diseases: List[str] = field(default_factory=list)  # canonical names answered about
     unknown: List[str] = field(default_factory=list)  # disease-like names not in the catalogue
+
+
+def _names(value: Any) -> Tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
 
 
 class KnowledgeBase:
@@ -131,6 +158,9 @@ class KnowledgeBase:
                 extra_materials=tuple(entry.get("extra_materials") or []),
                 source=entry.get("source"),
                 verified=entry.get("verified"),
+                loose_aliases=tuple(normalize_text(alias) for alias in _names(entry.get("loose_aliases"))),
+                covers={key: _names(value) for key, value in (entry.get("covers") or {}).items()
+                        if key in COVERS_KEYS} if isinstance(entry.get("covers"), dict) else {},
             )
             for entry in (documents.get("diseases.yml") or {}).get("diseases") or []
             if isinstance(entry, dict)
@@ -162,6 +192,23 @@ class KnowledgeBase:
     def canonical(self, name: str) -> Optional[str]:
         """Canonical disease name for a name or alias, None if the catalogue lacks it."""
         return self.alias_index.get(normalize_text(name or ""))
+
+    def covering(self, name: str) -> Optional[Tuple[str, bool]]:
+        """(canonical name, sure) of the disease whose `covers` takes a name the catalogue
+        does not list: ("恶性肿瘤门诊放化疗", True) for "胰腺癌", (…, False) for "子宫肌瘤"."""
+        name = normalize_text(name or "")
+        if not name or name in self.alias_index:
+            return None
+        for disease in self.diseases:
+            sure = disease.covering(name)
+            if sure is not None:
+                return disease.name, sure
+        return None
+
+    def is_loose(self, word: str) -> bool:
+        """The word is one of its disease's loose aliases ("血糖高"), not the diagnosis."""
+        name = self.canonical(word)
+        return bool(name) and normalize_text(word) in self.by_name[name].loose_aliases
 
     def topic_for_intent(self, intent: str) -> Optional[str]:
         entry = self.intents.get(intent) or {}
@@ -215,18 +262,23 @@ class KnowledgeBase:
         topic_id: str,
         diseases: Sequence[str] = (),
         unknown: Sequence[str] = (),
+        said: Iterable[Tuple[str, str]] = (),
     ) -> Answer:
         """Render a topic. `diseases` are canonical names; `unknown` disease-like names
-        the catalogue does not know."""
+        the catalogue does not know; `said` (canonical name, word typed) pairs tell how the
+        message named a disease ("血糖高", "胰腺癌"), for the lines about that."""
         topic = self.topics.get(topic_id)
         if topic is None:
             raise KnowledgeError(f"unknown topic {topic_id!r}")
         known = [self.by_name[name] for name in dict.fromkeys(diseases) if name in self.by_name]
         unknown = [name for name in dict.fromkeys(unknown) if name]
+        words: Dict[str, List[str]] = {}
+        for name, word in said or ():
+            words.setdefault(name, []).append(str(word))
         if topic_id == "disease_coverage":
-            lines = self._coverage_lines(topic, known, unknown)
+            lines = self._coverage_lines(topic, known, unknown, words)
         elif topic_id == "materials":
-            lines = self._materials_lines(topic, known, unknown)
+            lines = self._materials_lines(topic, known, unknown, words)
         else:
             lines = [self._render(topic["answer"])]
         if not topic.get("verified"):
@@ -240,20 +292,44 @@ class KnowledgeBase:
             unknown=unknown,
         )
 
-    def _coverage_lines(self, topic, known: List[Disease], unknown: List[str]) -> List[str]:
+    def _naming_lines(self, variants, disease: Disease, words: Sequence[str]) -> Tuple[List[str], List[str]]:
+        """How the message named the disease, as (lines before, lines after) its answer:
+        a name it covers ("胰腺癌" -> covered_line) first, a loose alias alone ("血糖高" ->
+        loose_line: a diagnosis is needed) after. Nothing when it was named directly."""
+        covered = [word for word in dict.fromkeys(words) if self.covering(word) == (disease.name, True)]
+        direct = any(self.canonical(word) == disease.name and not self.is_loose(word) for word in words)
+        before = [self._render(variants["covered_line"], name="”“".join(covered), disease=disease.name)
+                  ] if covered else []
+        after = [self._render(variants["loose_line"], name=disease.name)] if not direct and any(
+            self.is_loose(word) for word in words) else []
+        return before, after
+
+    def _maybe_covered(self, name: str) -> Optional[str]:
+        """The disease a name may belong to ("子宫肌瘤": only if malignant), else None."""
+        covering = self.covering(name)
+        return covering[0] if covering and not covering[1] else None
+
+    def _coverage_lines(self, topic, known: List[Disease], unknown: List[str],
+                        words: Mapping[str, Sequence[str]]) -> List[str]:
         variants = topic.get("variants") or {}
         if not known and not unknown:
             # the catalogue: each line of the answer may go out as a message of its own
             return self._render(topic["answer"]).split("\n")
         per_disease = []
+        inferred = False  # a disease reached through `covers`: our reading, not the catalogue's
         for disease in known:
+            before, after = self._naming_lines(variants, disease, words.get(disease.name, ()))
+            inferred = inferred or bool(before)
             key = "verified_line" if disease.verified else "unverified_line"
             line = self._render(variants[key], name=disease.name)
             if disease.criteria:
                 line += self._render(variants["criteria_line"], name=disease.name,
                                      criteria=str(disease.criteria))
-            per_disease.append(line)
-        per_disease += [self._render(variants["unknown"], name=name) for name in unknown]
+            per_disease.append("".join([*before, line, *after]))
+        for name in unknown:
+            maybe = self._maybe_covered(name)
+            per_disease.append(self._render(variants["covered_maybe"], name=name, disease=maybe) if maybe
+                               else self._render(variants["unknown"], name=name))
         # several diseases: one numbered line each, so each answer stands out
         lines = per_disease if len(per_disease) == 1 else [
             f"{index}. {line}" for index, line in enumerate(per_disease, start=1)
@@ -264,18 +340,26 @@ class KnowledgeBase:
             lines.append(self._render(variants["no_criteria"]))
         # one next step: check the official list (said once, with the one hedge and the
         # hotline) when any disease is not confirmed or not known, else the materials
-        if unknown or any(not disease.verified for disease in known):
+        if unknown or inferred or any(not disease.verified for disease in known):
             lines.append(self._render(variants["check_list"]))
         elif known:
             lines.append(self._render(variants["footer"]))
         return lines
 
-    def _materials_lines(self, topic, known: List[Disease], unknown: List[str]) -> List[str]:
+    def _materials_lines(self, topic, known: List[Disease], unknown: List[str],
+                         words: Mapping[str, Sequence[str]]) -> List[str]:
         variants = topic.get("variants") or {}
         # the unknown names in one line (one hotline), which is then the next step; the
         # template quotes {name}: “白癜风”, or “白癜风”“痛风” for several
         ending = [self._render(variants["unknown_note"], name="”“".join(unknown))] if unknown else [
             self._render(variants["footer"])]
+        # "子宫肌瘤": which disease it would be if malignant, before that next step
+        ending[:0] = [self._render(variants["covered_maybe"], name=name, disease=maybe)
+                      for name in unknown for maybe in [self._maybe_covered(name)] if maybe]
+        # how the diseases were named ("胰腺癌", "血糖高"): after the list, in the shorter
+        # message with the next step (before it, it would be a message of its own)
+        naming = [line for disease in known
+                  for line in sum(self._naming_lines(variants, disease, words.get(disease.name, ())), [])]
         if not known:
             return [self._render(topic["answer"]), *ending]
         extras = []
@@ -286,7 +370,7 @@ class KnowledgeBase:
         if any(not disease.extra_materials for disease in known):
             extras.append(self._render(variants["extras_unknown"]))
         names = "".join(f"「{disease.name}」" for disease in known)
-        return [self._render(variants["for_diseases"], names=names, extras="\n".join(extras)), *ending]
+        return [self._render(variants["for_diseases"], names=names, extras="\n".join(extras)), *naming, *ending]
 
     # --- fallback ladder --------------------------------------------------------------
     def fallback_question(self, intents: Sequence[str]) -> Optional[Answer]:
@@ -320,6 +404,11 @@ class KnowledgeBase:
     def recognise_diseases(self, text: str) -> List[str]:
         """Canonical names of catalogue diseases in free text, longest names first
         (the same rule the NLU lookup table follows). For tools without Rasa."""
+        return list(dict.fromkeys(name for _, _, name in self.find_diseases(text)))
+
+    def find_diseases(self, text: str) -> List[Tuple[int, str, str]]:
+        """(position, name or alias as found, canonical name) of every catalogue name in
+        the normalised text, in text order, longest names first where they overlap."""
         text = normalize_text(text)
         names = sorted(self.alias_index, key=lambda name: (-len(name), name))
         found, taken = [], [False] * len(text)
@@ -329,8 +418,8 @@ class KnowledgeBase:
                 if not any(taken[i] for i in span):
                     for i in span:
                         taken[i] = True
-                    found.append((match.start(), self.alias_index[name]))
-        return list(dict.fromkeys(name for _, name in sorted(found)))
+                    found.append((match.start(), name, self.alias_index[name]))
+        return sorted(found)
 
 
 def pack(lines: Sequence[str], limit: int = MAX_CHARS, preferred: Optional[int] = None) -> List[str]:

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import yaml
 
 from assistant.knowledge import (
-    BASE_FIELDS, DISEASE_TOPICS, FALLBACK_FIELDS, FALLBACK_KEYS, MAX_CHARS, MAX_NEXT,
+    BASE_FIELDS, COVERS_KEYS, DISEASE_TOPICS, FALLBACK_FIELDS, FALLBACK_KEYS, MAX_CHARS, MAX_NEXT,
     MAX_TITLE_CHARS, VARIANT_FIELDS, Answer, KnowledgeBase, KnowledgeError, placeholders,
     visible_length,
 )
@@ -120,6 +120,59 @@ def _domain_intents(domain_dir: pathlib.Path) -> set:
     return intents
 
 
+def disease_samples(kb: KnowledgeBase) -> List[Tuple[str, List[str], List[str], List[Tuple[str, str]]]]:
+    """(label, diseases, unknown, said) for the disease answers the bot meets: a confirmed
+    and an unconfirmed disease, both, an unknown name, a loose alias ("血糖高"), a name a
+    disease `covers` ("胰腺癌") and one it may cover ("子宫肌瘤"), with an unknown one too."""
+    verified = [d.name for d in kb.diseases if d.verified][:1]
+    unverified = [d.name for d in kb.diseases if not d.verified][:1]
+    cases = [(verified, [], []), (unverified, [], []), (verified + unverified, [], []),
+             ([], ["白癜风"], []), (verified, ["白癜风"], [])]
+    loose = [(d.name, d.loose_aliases[0]) for d in kb.diseases if d.loose_aliases][:1]
+    covering = [d for d in kb.diseases if d.covers][:1]
+    if loose:
+        cases.append(([loose[0][0]], [], loose))
+    for disease in covering:
+        endings = disease.covers.get("endings") or ()
+        maybe = disease.covers.get("maybe_endings") or ()
+        if endings:
+            said = [(disease.name, "胰腺" + endings[0])]
+            cases.append(([disease.name, *(name for name, _ in loose)], ["白癜风"], said + loose))
+        if maybe:
+            cases.append(([], ["子宫肌" + maybe[0], "白癜风"], []))
+    return [(f"{diseases + unknown + [word for _, word in said]}", diseases, unknown, said)
+            for diseases, unknown, said in cases]
+
+
+def check_disease_fields(where: str, entry: Dict[str, Any], aliases: Sequence[str]) -> List[str]:
+    """`loose_aliases` (each one of the disease's aliases) and `covers` (known keys, lists
+    of name endings/prefixes in simplified form, at least one ending)."""
+    problems = []
+    loose = entry.get("loose_aliases", [])
+    if not isinstance(loose, list) or not all(isinstance(a, str) and a.strip() for a in loose):
+        problems.append(f"ERROR: {where}: loose_aliases must be a list of names")
+    else:
+        for alias in loose:
+            if alias not in aliases:
+                problems.append(f"ERROR: {where}: loose alias {alias!r} is not one of its aliases")
+    covers = entry.get("covers")
+    if covers is None:
+        return problems
+    if not isinstance(covers, dict) or not covers:
+        return problems + [f"ERROR: {where}: covers must be a mapping of {', '.join(COVERS_KEYS)}"]
+    for key, value in covers.items():
+        if key not in COVERS_KEYS:
+            problems.append(f"ERROR: {where}: covers.{key} is not one of {', '.join(COVERS_KEYS)}")
+        elif not isinstance(value, list) or not value or not all(
+                isinstance(item, str) and item.strip() and normalize_text(item) == item
+                and re.fullmatch(r"[\u4e00-\u9fff]+", item) for item in value):
+            problems.append(f"ERROR: {where}: covers.{key} must be a non-empty list of Chinese "
+                            "characters in simplified form (\"癌\", not \"\" or \"*癌\")")
+    if not (covers.get("endings") or covers.get("maybe_endings")):
+        problems.append(f"ERROR: {where}: covers needs endings or maybe_endings")
+    return problems
+
+
 def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR) -> List[str]:
     """Schema and cross-reference checks. Returns 'ERROR: …' / 'WARNING: …' lines."""
     problems: List[str] = []
@@ -185,6 +238,7 @@ def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR)
         extras = entry.get("extra_materials")
         if not isinstance(extras, list) or not all(isinstance(item, str) for item in extras):
             error(f"{where}: extra_materials must be a list ([] = not known)")
+        problems += check_disease_fields(where, entry, aliases)
         for alias in [name, *aliases]:
             if normalize_text(alias) != alias:
                 error(f"{where}: {alias!r} must be written in simplified, half-width form "
@@ -193,6 +247,11 @@ def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR)
     for alias, names in owners.items():
         if len(names) > 1:
             error(f"diseases.yml: {alias!r} belongs to more than one entry: {', '.join(names)}")
+    # `covers` must not take another disease's names ("病" as an ending would take them all)
+    for disease in kb.diseases:
+        for alias, names in owners.items():
+            if disease.name not in names and disease.covering(alias) is not None:
+                error(f"diseases.yml: {disease.name}: covers would take {alias!r} of {', '.join(names)}")
 
     # intents -> topics, and every topic reachable from an intent
     if not kb.intents:
@@ -257,16 +316,13 @@ def validate(kb: KnowledgeBase, domain_dir: Optional[pathlib.Path] = DOMAIN_DIR)
 
     # every answer renders, within the length limit, for the cases the bot meets
     samples: List[Tuple[str, Answer]] = []
-    verified = [d.name for d in kb.diseases if d.verified][:1]
-    unverified = [d.name for d in kb.diseases if not d.verified][:1]
     try:
         for topic_id in kb.topics:
             samples.append((topic_id, kb.answer_topic(topic_id)))
         for topic_id in DISEASE_TOPICS:
             if topic_id in kb.topics:
-                for names, unknown in ((verified, []), (unverified, []), (verified + unverified, []),
-                                       ([], ["白癜风"]), (verified, ["白癜风"])):
-                    samples.append((f"{topic_id} {names + unknown}", kb.answer_topic(topic_id, names, unknown)))
+                for label, names, unknown, said in disease_samples(kb):
+                    samples.append((f"{topic_id} {label}", kb.answer_topic(topic_id, names, unknown, said)))
         first_two = [intent for intent, entry in kb.intents.items() if entry.get("title")][:2]
         samples.append(("fallback", kb.fallback_question(first_two)))
         samples.append(("handoff", kb.handoff()))
@@ -300,7 +356,7 @@ SOURCE_STATUSES = ("confirmed", "unconfirmed")
 FLAGGED_FILES = ("contacts.yml", "channels.yml", "diseases.yml", "topics.yml", "guide_steps.yml")
 # Keys of an entry that are never said to anyone (matching words, ids, provenance).
 UNSAID_KEYS = {"source", "verified", "facts", "id", "section", "tip_source", "keywords",
-               "jump_words", "next", "category", "aliases", "shown", "apply"}
+               "jump_words", "next", "category", "aliases", "loose_aliases", "covers", "shown", "apply"}
 # Who may be outside 南充 when reading a reply: such a reply that gives the hotline also
 # says how to reach 南充 from elsewhere, marked unverified (FACTS.md 2026-12).
 # ("到外省看病也能直接结算" describes the national list, not where the reader is.)

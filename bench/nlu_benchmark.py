@@ -1,10 +1,11 @@
-"""NLU benchmark on both held-out test sets, with the calibration of the clarification.
+"""NLU benchmark on the three held-out test sets, with the calibration of the clarification.
 
     make bench-nlu      # or: python -m bench.nlu_benchmark
 
-Both sets are never trained on: tests/nlu/test_set.yml (the in-house set) and
+The three sets are never trained on: tests/nlu/test_set.yml (the in-house set),
 tests/nlu/hard_set.yml (written apart from the training data: dialect, traditional
-characters, voice typos, long and two-topic messages). Four systems, all trained on the same
+characters, voice typos, long and two-topic messages) and tests/nlu/fresh_set.yml (written
+blind, never consulted while the pipeline or the data changed). Four systems, all trained on the same
 data (data/nlu, incl. the generated disease lookup):
 
 (a) our pipeline: the trained model .state/models/assistant.tar.gz (`make train`; this
@@ -51,7 +52,7 @@ from tools import build_nlu  # noqa: E402
 from tools.train_inputs import train_inputs  # noqa: E402
 
 SEED = 20251
-SET_NAMES = ("in-house", "hard")
+SET_NAMES = ("in-house", "hard", "fresh")
 CONFUSION_MIN_COUNT = 2   # pairs seen at least this often get a row (at most MAX_CONFUSIONS)
 MAX_CONFUSIONS = 15
 
@@ -343,7 +344,11 @@ def markdown(context, rows, calibration_md, hard_parsed, hard_clarified, errors)
         f"- Hard set: `tests/nlu/hard_set.yml`, {c['sizes']['hard']} utterances over {c['intents']['hard']} intents, "
         "written by a different procedure (elderly colloquial, Sichuan dialect, traditional characters, "
         "voice-typing errors, long messages with context, two topics in one message, fragments); never "
-        "trained on; the leak check (bench/leak_check.py) keeps near-copies of training examples out of both sets.",
+        "trained on; the leak check (bench/leak_check.py) keeps near-copies of training examples out of every set.",
+        f"- Fresh set: `tests/nlu/fresh_set.yml`, {c['sizes']['fresh']} utterances over {c['intents']['fresh']} "
+        "intents, written blind (from the intents' meaning only, without seeing the training data or the other "
+        "sets) and never consulted while the pipeline or the data changed: the check on how much of the hard "
+        "set's gain is real. Its near-copies of training examples were removed (common short phrasings).",
         f"- Training data: `data/nlu/` ({c['train_size']} examples incl. the disease lookup generated from `knowledge/`).",
         "- *Intent accuracy* and *macro-F1* score the top intent, as `rasa test nlu` (and the floors in "
         "`make test`) do. The next three say what a person gets: the right answer at once (*right, not "
@@ -409,7 +414,7 @@ def markdown(context, rows, calibration_md, hard_parsed, hard_clarified, errors)
     if rest:
         lines.append(f"| {len(rest)} other pairs | {sum(n for _, n, _ in rest)} | "
                      f"{sum(a for _, _, a in rest)} | see the errors below |")
-    for set_name in ("hard", "in-house"):
+    for set_name in ("hard", "fresh", "in-house"):
         lines += ["", f"## Errors of (a) on the {set_name} set (top intent)", ""]
         if errors[set_name]:
             lines += ["| Utterance | Expected | Predicted | Confidence | At config.yml's thresholds |", "|---|---|---|---:|---|"]
@@ -437,8 +442,7 @@ def main(argv=None) -> int:
 
     build_nlu.main([])
     train = read_examples(sorted((ROOT / "data" / "nlu").rglob("*.yml")))
-    sets = {"in-house": read_examples([calibrate.SETS["in-house"]]),
-            "hard": read_examples([calibrate.SETS["hard"]])}
+    sets = {name: read_examples([calibrate.SETS[name]]) for name in SET_NAMES}
     gold = {name: [intent for _, intent in examples] for name, examples in sets.items()}
     texts = {name: [text for text, _ in examples] for name, examples in sets.items()}
 

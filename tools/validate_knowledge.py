@@ -28,7 +28,8 @@ from assistant.guide.loading import all_replies
 from assistant.content import TextsError, privacy_notice, texts
 from assistant.knowledge import KnowledgeBase, KnowledgeError
 from assistant.knowledge_checks import (
-    DOMAIN_DIR, check_governance, check_reply_governance, invented_numbers, source_texts, validate,
+    DOMAIN_DIR, check_governance, check_reply_governance, disease_samples, invented_numbers, source_texts,
+    validate,
 )
 from assistant.presentation import SOFT_CHARS, long_messages, reply_problems
 from core import defaults, retention
@@ -169,13 +170,10 @@ def rendered_replies(kb: KnowledgeBase, knowledge_dir: pathlib.Path):
     """(label, messages of one reply) for every reply the bot can render from knowledge/."""
     for topic_id in kb.topics:
         yield f"topics.yml {topic_id}", kb.answer_topic(topic_id).messages
-    verified = [d.name for d in kb.diseases if d.verified][:1]
-    unverified = [d.name for d in kb.diseases if not d.verified][:1]
     for topic_id in ("disease_coverage", "materials"):
         if topic_id in kb.topics:
-            for names, unknown in ((verified, []), (unverified, []), (verified + unverified, []),
-                                   ([], ["白癜风"]), (verified, ["白癜风"])):
-                yield f"topics.yml {topic_id} {names + unknown}", kb.answer_topic(topic_id, names, unknown).messages
+            for label, names, unknown, said in disease_samples(kb):
+                yield f"topics.yml {topic_id} {label}", kb.answer_topic(topic_id, names, unknown, said).messages
     first_two = [intent for intent, entry in kb.intents.items() if entry.get("title")][:2]
     question = kb.fallback_question(first_two)
     if question is not None:

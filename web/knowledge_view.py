@@ -32,7 +32,7 @@ def entry_for(intent: Optional[str], entities: List[Dict[str, Any]], text: str =
     if not topic:
         return None
     try:
-        answer = kb.answer_topic(topic_id, match.diseases, match.unknown)
+        answer = kb.answer_topic(topic_id, match.diseases, match.unknown, match.said)
     except (KnowledgeError, KeyError, ValueError):
         logger.exception("cannot render topic %s", topic_id)
         return None

@@ -91,11 +91,11 @@ class StatusNotifier:
                         "the account (43004)", who, masked)
         elif event.status in FINAL_STATUSES:
             await self._db(self.store.drop, subscription.openid, subscription.application_no)
-        # last: once the outcome shows, the subscription is as it stays
-        await self._db(self.store.settle, subscription, event.status, event.updated_at, outcome)
         if outcome == "not_sent":
             logger.warning("status change of %s not sent to %s: outside the 48 h window and "
                            "no WECHAT_STATUS_TEMPLATE_ID", masked, who)
+        # last: once the outcome shows, the subscription and its log are as they stay
+        await self._db(self.store.settle, subscription, event.status, event.updated_at, outcome)
         return outcome
 
     async def _send(self, subscription: Subscription, masked: str, label: str) -> str:

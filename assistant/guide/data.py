@@ -209,10 +209,19 @@ class GuideData:
 
     def jump_target(self, text: str, channel: str) -> Optional[int]:
         """"入口在哪" -> the entry step of this channel (jump_words), longest word first."""
+        return self._longest_match(text, channel, lambda step: step.jump_words)
+
+    def named_step(self, text: str, channel: str) -> Optional[int]:
+        """"去实名认证那一步" -> the step of this channel named by its jump_words or a word of
+        its title, longest word first. Only for guide_goto: title words such as 病种 are too
+        common in "怎么申请" requests to jump on."""
+        return self._longest_match(text, channel, lambda step: step.jump_words + title_words(step.title()))
+
+    def _longest_match(self, text: str, channel: str, words_of: Any) -> Optional[int]:
         norm = normalize_text(text or "").lower()
         best = None
         for step in self.steps[channel]:
-            for word in step.jump_words:
+            for word in words_of(step):
                 if word.lower() in norm and (best is None or len(word) > best[0]):
                     best = (len(word), step.number)
         return best[1] if best else None
@@ -270,8 +279,22 @@ class GuideData:
         return str(kind) if kind in self.problems else None
 
 
+# "注册登录、实名认证", "核对并提交": the parts of a title people name a step by.
+_TITLE_PARTS = re.compile(r"[、，,并]")
+
+
+def title_words(title: str) -> List[str]:
+    """"注册登录、实名认证" -> 注册登录, 实名认证, 注册, 登录, 实名, 认证. A four-character
+    part is nearly always two words, and people say either ("选病种那步", "病种那步")."""
+    parts = [part.strip() for part in _TITLE_PARTS.split(title) if part.strip()]
+    halves = [half for part in parts if len(part) == 4 for half in (part[:2], part[2:])]
+    return parts + halves
+
+
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
 _STEP_NUMBER = re.compile(r"(\d{1,2}|十[一二三四五六七八九]?|[一二两三四五六七八九])")
+# 一 and 四 that are not step numbers: "那一步", "看一下", "一步步来", "四川医保".
+_NOT_A_NUMBER = re.compile(r"(?<=[那这哪上下每])一|(?<!第)一(?=[下些点哈共起样直定般]|步步)|四(?=川)")
 
 
 def parse_step_number(value: Any) -> Optional[int]:
@@ -280,7 +303,7 @@ def parse_step_number(value: Any) -> Optional[int]:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return int(value)
-    match = _STEP_NUMBER.search(normalize_text(str(value)))
+    match = _STEP_NUMBER.search(_NOT_A_NUMBER.sub("", normalize_text(str(value))))
     if not match:
         return None
     token = match.group(1)

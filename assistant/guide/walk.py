@@ -79,9 +79,16 @@ def handle(
     if whom:
         state.for_whom = whom
 
+    number = None
+    if intent == GOTO:  # a number wins over a step's name ("第3步" even if a title is named)
+        number = parse_step_number(entities.get("step_number")) or parse_step_number(text)
+
     prefix = ""
     if state.channel is None:
-        wants_a_step = intent == START and data.jump_target(text, data.default_channel)
+        wants_a_step = (
+            (intent == START and data.jump_target(text, data.default_channel))
+            or (intent == GOTO and number is None and data.named_step(text, data.default_channel))
+        )
         if continuing or asked == AWAIT_CHANNEL or wants_a_step:
             state.channel = data.default_channel
             prefix = data.phrase("default_channel_taken")
@@ -91,8 +98,9 @@ def handle(
 
     total = data.step_count(state.channel)
     jump = data.jump_target(text, state.channel) if intent == START else None
-    if intent == GOTO:
-        number = parse_step_number(entities.get("step_number")) or parse_step_number(text)
+    if intent == GOTO and number is None:  # "去实名认证那一步": the step by its name
+        jump = data.named_step(text, state.channel)
+    if intent == GOTO and not jump:
         if number is None or not 1 <= number <= total:  # the current step, and how to ask
             target = state.step or 1
             prefix += (data.phrase("goto_which") if number is None else "") + data.phrase("goto_range", total=total)

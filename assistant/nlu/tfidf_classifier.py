@@ -12,6 +12,10 @@ beats both on both sets (docs/nlu-benchmark.md, "Pipeline choice").
   from DIET's top `ranking_length` counts 0 there). The FallbackClassifier after it reads the
   combined ranking; its thresholds are calibrated on that (bench/calibrate.py).
 
+`pinyin`: TF-IDF over toneless pinyin syllables (1-2-grams) beside the characters, so a
+voice-typing homophone (慢特并 for 慢特病, 审和 for 审核, 进渡 for 进度) shares its features
+with the word meant (docs/nlu-benchmark.md, "The pinyin view").
+
 The text is normalised here as well (core.textnorm.normalize_text, idempotent): the
 normaliser leaves training examples with annotated entities as written. Persisted with the
 model (Rasa's ModelStorage) as a joblib file of the fitted vectorizer and classifier, as
@@ -28,6 +32,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from pypinyin import lazy_pinyin
+from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -37,6 +43,35 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "tfidf_intent_classifier.joblib"
 CONFIDENCE = "confidence"
+
+def pinyin(text: str) -> str:
+    """Toneless pinyin syllables of the Chinese characters of a normalised text,
+    space-separated. Everything else (latin letters, digits, punctuation) is left out: the
+    character view has it, and single letters as "syllables" would make any latin string
+    ("qwerty") look like the few latin training examples ("bye")."""
+    return " ".join(lazy_pinyin(text, errors="ignore"))
+
+
+class TextViews:
+    """The features of a text: TF-IDF of its characters and, optionally, of its pinyin,
+    side by side. Fitted on the training texts; persisted with the classifier."""
+
+    def __init__(self, char_vectorizer: TfidfVectorizer,
+                 pinyin_vectorizer: Optional[TfidfVectorizer]) -> None:
+        self.char_vectorizer = char_vectorizer
+        self.pinyin_vectorizer = pinyin_vectorizer
+
+    def fit(self, texts: List[str]) -> "TextViews":
+        self.char_vectorizer.fit(texts)
+        if self.pinyin_vectorizer is not None:
+            self.pinyin_vectorizer.fit([pinyin(t) for t in texts])
+        return self
+
+    def transform(self, texts: List[str]):
+        features = self.char_vectorizer.transform(texts)
+        if self.pinyin_vectorizer is None:
+            return features
+        return hstack([features, self.pinyin_vectorizer.transform([pinyin(t) for t in texts])]).tocsr()
 
 
 def combine(previous: List[Dict[str, Any]], own: List[Tuple[str, float]], weight: float,
@@ -67,6 +102,8 @@ class TfidfIntentClassifier(GraphComponent):
             "min_ngram": 1,
             "max_ngram": 3,
             "sublinear_tf": True,
+            # toneless pinyin 1-2-grams beside the characters (voice-typing homophones)
+            "pinyin": False,
             "C": 10.0,
             "max_iter": 2000,
             "random_seed": 20251,
@@ -107,8 +144,11 @@ class TfidfIntentClassifier(GraphComponent):
 
     def _new_models(self):
         c = self.config
-        vectorizer = TfidfVectorizer(analyzer=c["analyzer"], ngram_range=(int(c["min_ngram"]), int(c["max_ngram"])),
-                                     sublinear_tf=bool(c["sublinear_tf"]), lowercase=True)
+        chars = TfidfVectorizer(analyzer=c["analyzer"], ngram_range=(int(c["min_ngram"]), int(c["max_ngram"])),
+                                sublinear_tf=bool(c["sublinear_tf"]), lowercase=True)
+        syllables = TfidfVectorizer(analyzer="word", token_pattern=r"\S+", ngram_range=(1, 2),
+                                    sublinear_tf=bool(c["sublinear_tf"]), lowercase=True) if c["pinyin"] else None
+        vectorizer = TextViews(chars, syllables)
         classifier = LogisticRegression(C=float(c["C"]), max_iter=int(c["max_iter"]),
                                         random_state=int(c["random_seed"]))
         return vectorizer, classifier
@@ -125,8 +165,8 @@ class TfidfIntentClassifier(GraphComponent):
             logger.warning("TfidfIntentClassifier: fewer than two intents in the training data; not trained.")
             return self._resource
         vectorizer, classifier = self._new_models()
-        classifier.fit(vectorizer.fit_transform([self._text(e) for e in examples]),
-                       [e.get(INTENT) for e in examples])
+        texts = [self._text(e) for e in examples]
+        classifier.fit(vectorizer.fit(texts).transform(texts), [e.get(INTENT) for e in examples])
         self.vectorizer, self.classifier = vectorizer, classifier
         self.persist()
         return self._resource

@@ -11,7 +11,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT  # noqa: 
 from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 from rasa.shared.nlu.training_data.training_data import TrainingData  # noqa: E402
 
-from assistant.nlu.tfidf_classifier import TfidfIntentClassifier, combine  # noqa: E402
+from assistant.nlu.tfidf_classifier import TfidfIntentClassifier, combine, pinyin  # noqa: E402
 
 EXAMPLES = {
     "check_progress": ["查一下申请进度", "我的申请到哪一步了", "审核进度怎么查", "申请结果出来没有"],
@@ -26,7 +26,7 @@ def training_data() -> TrainingData:
 
 
 def new(tmp_path, **config):
-    (tmp_path / "storage").mkdir()
+    (tmp_path / "storage").mkdir(parents=True)
     storage = LocalModelStorage(tmp_path / "storage")
     resource = Resource("tfidf")
     context = ExecutionContext(GraphSchema({}), node_name="tfidf")
@@ -88,6 +88,46 @@ def test_combine_orders_cuts_and_breaks_ties_by_name():
     assert ranking[0]["confidence"] == pytest.approx(0.4)
     assert [e["name"] for e in combine([], [("y", 0.5), ("x", 0.5)], 1.0, 0)] == ["x", "y"]
     assert combine(previous, own, 1.0, 0) == [{"name": n, "confidence": c} for n, c in own]
+
+
+def test_pinyin_makes_voice_typing_homophones_alike():
+    assert pinyin("进渡") == pinyin("进度") == "jin du"
+    assert pinyin("审和") == pinyin("审核")
+    assert pinyin("NC2025 慢特病，bye") == "man te bing"   # only the Chinese characters
+
+
+def test_latin_gibberish_is_not_read_as_a_latin_training_example(tmp_path):
+    data = TrainingData([Message(data={TEXT: t, INTENT: i}) for i, t in [
+        ("goodbye", "bye"), ("goodbye", "再见"), ("goodbye", "拜拜"),
+        ("greet", "你好"), ("greet", "早上好"), ("greet", "哈喽"),
+        ("ask_materials", "要什么材料"), ("ask_materials", "材料清单"), ("ask_materials", "交哪些资料")]])
+    classifier, *_ = new(tmp_path, pinyin=True)
+    classifier.train(data)
+    # the pinyin view has nothing for it (letters were "syllables" that matched "bye")
+    assert classifier.vectorizer.pinyin_vectorizer.transform([pinyin("qwerty yyy")]).nnz == 0
+
+
+def test_with_pinyin_a_homophone_typo_finds_the_word_meant(tmp_path):
+    # 审和 for 审核: no character of "审和" after 审 is in the training data, its syllables are
+    data = TrainingData([Message(data={TEXT: t, INTENT: i}) for i, t in [
+        ("check_progress", "审核到哪了"), ("check_progress", "审核结果"), ("check_progress", "查审核"),
+        ("ask_materials", "要什么材料"), ("ask_materials", "材料清单"), ("ask_materials", "交哪些资料"),
+        ("greet", "你好"), ("greet", "早上好"), ("greet", "哈喽")]])
+    plain, *_ = new(tmp_path / "plain")
+    with_pinyin, *_ = new(tmp_path / "pinyin", pinyin=True)
+    for classifier in (plain, with_pinyin):
+        classifier.train(data)
+    typo = "审和"
+    assert dict(with_pinyin.rank([typo])[0])["check_progress"] > dict(plain.rank([typo])[0])["check_progress"]
+    assert with_pinyin.rank([typo])[0][0][0] == "check_progress"
+
+
+def test_views_persist_with_the_model(tmp_path):
+    classifier, storage, resource, context = new(tmp_path, pinyin=True)
+    classifier.train(training_data())
+    loaded = TfidfIntentClassifier.load(classifier.config, storage, resource, context)
+    texts = ["材料和进渡呢", "你好呀"]
+    assert loaded.rank(texts) == classifier.rank(texts)
 
 
 @pytest.mark.parametrize("config", [{"weight": 0.0}, {"weight": 1.5}, {"analyzer": "chars"},

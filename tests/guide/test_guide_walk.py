@@ -161,6 +161,63 @@ def test_direct_jump_stays_on_the_current_channel():
     assert walk.state.channel == "app" and DATA.step("app", walk.state.step).id == "app_entry"
 
 
+def _walk_on(channel):
+    walk = Walk()
+    walk.say(guide.START, "怎么申请", guide_channel=channel)
+    walk.say(guide.INFORM_WHOM, "本人")
+    return walk
+
+
+@pytest.mark.parametrize("channel,text,step_id", [
+    ("miniprogram", "去实名认证那一步", "mp_register"), ("miniprogram", "直接看上传材料那步", "mp_upload"),
+    ("miniprogram", "跳到選擇病種那一步", "mp_details"), ("app", "直接到选病种那一步", "app_details"),
+    ("app", "我想看找入口那一步", "app_entry"), ("app", "看提交那步", "app_submit"),
+    ("app", "回到注册那一步去", "app_register"), ("window", "跳到填信息那里", "win_form"),
+    ("window", "看提交那步", "win_submit"), ("window", "我要去准备材料那步", "win_prepare"),
+])
+def test_goto_by_the_name_of_a_step_in_the_current_channel(channel, text, step_id):
+    walk = _walk_on(channel)
+    walk.say(guide.GOTO, text)
+    assert walk.state.channel == channel and DATA.step(channel, walk.state.step).id == step_id
+    assert DATA.phrase("goto_which") not in walk.text and walk.state.awaiting is None
+
+
+@pytest.mark.parametrize("asked_first", [False, True])
+def test_goto_by_name_before_a_channel_takes_the_default_channel(asked_first):
+    walk = Walk()
+    if asked_first:
+        walk.say(guide.START, "怎么申请")  # the channel question is open
+    walk.say(guide.GOTO, "我想看找入口那一步")
+    channel = DATA.default_channel
+    assert walk.state.channel == channel and DATA.step(channel, walk.state.step).id.endswith("entry")
+    assert DATA.phrase("default_channel_taken") in walk.text
+
+
+@pytest.mark.parametrize("channel,text", [("app", "跳到那个啥子那一步"), ("window", "去实名认证那一步")])
+def test_goto_without_a_number_or_a_known_name_asks_which_step(channel, text):
+    walk = _walk_on(channel)
+    walk.say(guide.GOTO, "第2步")
+    walk.say(guide.GOTO, text)  # the window has no real-name step
+    assert walk.state.step == 2 and DATA.phrase("goto_which") in walk.text
+
+
+def test_a_step_number_wins_over_a_step_name():
+    walk = _walk_on("miniprogram")
+    walk.say(guide.GOTO, "看一下第6步，填信息那里")
+    assert walk.state.step == 6
+    walk.say(guide.GOTO, "实名认证那一步", step_number="3")
+    assert walk.state.step == 3
+
+
+def test_no_word_names_two_steps_of_one_channel():
+    from assistant.guide.data import title_words
+    for channel, steps in DATA.steps.items():
+        owner = {}
+        for step in steps:
+            for word in set(step.jump_words + title_words(step.title())):
+                assert owner.setdefault(word, step.id) == step.id, (channel, word)
+
+
 def test_the_app_entry_names_are_shown_as_alternatives():
     walk = Walk()
     walk.say(guide.START, "app上怎么办")
@@ -328,7 +385,9 @@ def test_stuck_before_any_walk_offers_to_start_one():
 
 @pytest.mark.parametrize(
     "text,number",
-    [("第3步", 3), ("跳到第 5 步", 5), ("第三步", 3), ("第十步", 10), ("第８步", 8), ("两", 2), ("没有数字", None)],
+    [("第3步", 3), ("跳到第 5 步", 5), ("第三步", 3), ("第十步", 10), ("第８步", 8), ("两", 2), ("没有数字", None),
+     ("去实名认证那一步", None), ("看一下第六步", 6), ("给我看一哈第6步", 6), ("不用一步步来", None),
+     ("安装四川医保APP那步", None), ("第一个步骤", 1)],
 )
 def test_step_numbers_in_words_and_digits(text, number):
     assert guide.parse_step_number(text) == number

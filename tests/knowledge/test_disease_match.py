@@ -16,6 +16,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.answers import ActionAnswerTopic
 from assistant.content import get_knowledge
 from assistant.disease_match import disease_like_phrases, match_question
+from assistant.knowledge import visible_length
+from assistant.presentation import reply_problems
 from core.progress_client import ProgressClient
 from web.clients import RasaClient
 from web.console import Console
@@ -27,8 +29,10 @@ UNKNOWN = "“{}”不在我知道的病种里"
 CATALOGUE = "国家公布的门诊慢特病（"
 
 
-def disease(value, start):
-    return {"entity": "disease", "value": value, "start": start, "end": start + len(value)}
+def disease(value, start, typed=None):
+    """A `disease` entity as Rasa returns it; `typed`: the words, when the synonym mapper
+    replaced them by the canonical value ("血糖高" -> 糖尿病)."""
+    return {"entity": "disease", "value": value, "start": start, "end": start + len(typed or value)}
 
 
 # (words, intent and `disease` entities as the trained model parses them, known, unknown)
@@ -57,6 +61,18 @@ TABLE = [
     ("高血压的人能申请吗", "ask_eligibility", [disease("高血压", 0)], ["高血压"], []),
     ("发烧的人能申请吗", "ask_eligibility", [], [], ["发烧"]),
     ("得了白癜风符合申请条件吗", "ask_eligibility", [], [], ["白癜风"]),
+    # issue 14: a known and an unknown disease in one message are both answered
+    ("我有高血压和痛风", "ask_disease_coverage", [disease("高血压", 2)], ["高血压"], ["痛风"]),
+    ("我有高血压和痛风", "ask_disease_coverage", [], ["高血压"], ["痛风"]),
+    ("痛风和糖尿病要什么材料", "ask_materials", [disease("糖尿病", 3)], ["糖尿病"], ["痛风"]),
+    # … a cancer the catalogue does not list is answered as 恶性肿瘤门诊放化疗
+    ("胰腺癌能申请不", "ask_disease_coverage", [], ["恶性肿瘤门诊放化疗"], []),
+    ("白血病能办不", "ask_disease_coverage", [], ["恶性肿瘤门诊放化疗"], []),
+    ("淋巴瘤要什么材料", "ask_materials", [], ["恶性肿瘤门诊放化疗"], []),
+    ("子宫肌瘤能办吗", "ask_disease_coverage", [], [], ["子宫肌瘤"]),
+    # … and a symptom alias still finds the disease
+    ("血糖高能办吗", "ask_disease_coverage", [disease("糖尿病", 0, "血糖高")], ["糖尿病"], []),
+    ("乙肝能申请吗", "ask_disease_coverage", [disease("慢性病毒性肝炎", 0, "乙肝")], ["慢性病毒性肝炎"], []),
 ]
 IDS = [f"{text}-{'nlu' if entities else 'text'}" for text, _, entities, _, _ in TABLE]
 
@@ -163,3 +179,134 @@ def test_the_console_leaves_out_either_caveat_and_shows_the_flag(intent):
     entry = entry_for(intent, [], "")
     assert entry is not None and entry["verified"] is False
     assert "为准" not in entry["text"] and "0817" not in entry["text"]
+
+
+# --- issue 14: known + unknown together, cancers by name, symptom aliases -----------------
+COVERAGE = KB.topics["disease_coverage"]["variants"]
+MATERIALS = KB.topics["materials"]["variants"]
+CANCER = "恶性肿瘤门诊放化疗"
+
+
+def reply_for(text, intent="ask_disease_coverage", entities=(), slots=None):
+    bot, events = bot_answer(text, intent, entities, slots=slots)
+    assert reply_problems(bot, HOTLINE) == [], bot  # one hedge, one hotline, ≤200 a message
+    assert all(visible_length(message) <= 200 for message in bot)
+    return "\n".join(bot), events
+
+
+def disease_slot(value):
+    return {"event": "slot", "name": "disease", "value": value, "timestamp": None}
+
+
+def test_a_known_and_an_unknown_disease_are_both_answered():
+    """"我有高血压和痛风": 高血压 gets its answer, 痛风 its own not-in-the-list line."""
+    match = match_question(KB, "ask_disease_coverage", "我有高血压和痛风", [disease("高血压", 2)])
+    assert (match.diseases, match.unknown) == (("高血压",), ("痛风",))
+    reply, events = reply_for("我有高血压和痛风", entities=[disease("高血压", 2)])
+    assert "1. " + KB._render(COVERAGE["verified_line"], name="高血压") in reply
+    assert "2. " + KB._render(COVERAGE["unknown"], name="痛风") in reply
+    assert reply.endswith(KB._render(COVERAGE["check_list"]))  # one next step: check the list
+    assert disease_slot(["高血压"]) in events  # "那要什么材料" next is about 高血压
+
+
+def test_materials_for_a_known_and_an_unknown_disease():
+    reply, _ = reply_for("痛风和糖尿病要什么材料", "ask_materials", [disease("糖尿病", 3)])
+    assert "申请「糖尿病」" in reply
+    assert KB._render(MATERIALS["unknown_note"], name="痛风") in reply
+
+
+@pytest.mark.parametrize("text, entities", [
+    ("那痛风呢", []),
+    ("那痛风和冠心病呢", [disease("冠心病", 4)]),
+])
+def test_a_remembered_disease_is_not_answered_when_the_message_names_one(text, entities):
+    """After "高血压能办吗", a message naming any disease (known or not) is about that one."""
+    slots = {"disease": ["高血压"], "knowledge_topic": "disease_coverage"}
+    match = match_question(KB, "inform_disease", text, entities, previous_topic="disease_coverage",
+                           remembered=["高血压"])
+    assert "高血压" not in match.diseases and match.unknown == ("痛风",)
+    reply, events = reply_for(text, "inform_disease", entities, slots=slots)
+    assert "高血压" not in reply and KB._render(COVERAGE["unknown"], name="痛风") in reply
+    # only unknown names: the remembered disease is forgotten; else the new ones are kept
+    assert disease_slot(list(match.diseases) or None) in events
+
+
+def test_the_remembered_disease_still_answers_a_follow_up_without_a_name():
+    match = match_question(KB, "ask_materials", "那要什么材料", [], remembered=["高血压"])
+    assert match.diseases == ("高血压",) and match.unknown == () and match.said == ()
+
+
+@pytest.mark.parametrize("name", ["胰腺癌", "白血病", "淋巴瘤", "骨肉瘤", "恶性黑色素瘤"])
+def test_a_cancer_the_catalogue_does_not_list_is_answered_as_the_cancer_entry(name):
+    match = match_question(KB, "ask_disease_coverage", f"{name}能申请不", [], remembered=["高血压"])
+    assert (match.diseases, match.unknown, match.named_here) == ((CANCER,), (), True)
+    reply, events = reply_for(f"{name}能申请不", slots={"disease": ["高血压"]})
+    assert KB._render(COVERAGE["covered_line"], name=name, disease=CANCER) in reply
+    assert KB._render(COVERAGE["verified_line"], name=CANCER) in reply
+    assert UNKNOWN.format(name) not in reply and "「高血压」" not in reply
+    # the match is our reading, not the catalogue's: the one next step is to check the list
+    assert reply.endswith(KB._render(COVERAGE["check_list"]))
+    assert disease_slot([CANCER]) in events
+    materials, _ = reply_for(f"{name}要什么材料", "ask_materials")
+    assert KB._render(MATERIALS["covered_line"], name=name, disease=CANCER) in materials
+    assert f"申请「{CANCER}」" in materials
+
+
+def test_a_cancer_the_catalogue_lists_is_matched_directly():
+    """肺癌 is an alias of the cancer entry: no line explaining the match."""
+    match = match_question(KB, "ask_disease_coverage", "肺癌能办吗", [])
+    assert match.diseases == (CANCER,)
+    reply, _ = reply_for("肺癌能办吗")
+    assert "属于恶性肿瘤" not in reply and "肺癌" not in reply
+    assert reply.endswith(KB._render(COVERAGE["footer"]))
+
+
+@pytest.mark.parametrize("name", ["子宫肌瘤", "脂肪瘤", "肿瘤"])
+def test_a_plain_tumour_is_answered_conditionally(name):
+    """"…瘤" may be benign (子宫肌瘤): not in the list, and only *if* malignant the cancer entry."""
+    match = match_question(KB, "ask_disease_coverage", f"{name}能办吗", [], remembered=["高血压"])
+    assert (match.diseases, match.unknown, match.forget_remembered) == ((), (name,), True)
+    reply, events = reply_for(f"{name}能办吗", slots={"disease": ["高血压"]})
+    assert reply == "\n".join([KB._render(COVERAGE["covered_maybe"], name=name, disease=CANCER),
+                               KB._render(COVERAGE["check_list"])])
+    assert "属于恶性肿瘤" not in reply and disease_slot(None) in events
+    materials, _ = reply_for(f"{name}要什么材料", "ask_materials")
+    assert KB._render(MATERIALS["covered_maybe"], name=name, disease=CANCER) in materials
+    assert f"申请「{CANCER}」" not in materials
+
+
+@pytest.mark.parametrize("name", ["良性肿瘤", "恶性贫血", "白癜风"])
+def test_no_tumour_or_a_benign_one_is_a_plain_unknown_name(name):
+    reply, _ = reply_for(f"{name}能办吗")
+    assert reply == "\n".join([KB._render(COVERAGE["unknown"], name=name), KB._render(COVERAGE["check_list"])])
+
+
+@pytest.mark.parametrize("text, entities, name", [
+    ("血糖高能办吗", [disease("糖尿病", 0, "血糖高")], "糖尿病"),
+    ("血糖高能办吗", [], "糖尿病"),
+    ("我高血糖能申请不", [], "糖尿病"),
+    ("乙肝能申请吗", [disease("慢性病毒性肝炎", 0, "乙肝")], "慢性病毒性肝炎"),
+    ("丙肝能办吗", [], "慢性病毒性肝炎"),
+    ("血压高能办吗", [disease("高血压", 0, "血压高")], "高血压"),
+])
+def test_a_symptom_alias_finds_the_disease_and_says_a_diagnosis_is_needed(text, entities, name):
+    match = match_question(KB, "ask_disease_coverage", text, entities)
+    assert match.diseases == (name,)
+    line = KB._render(COVERAGE["loose_line"], name=name)
+    reply, _ = reply_for(text, entities=entities)
+    assert reply.count(line) == 1 and f"「{name}」" in reply
+    materials, _ = reply_for(text.replace("能办吗", "要什么材料").replace("能申请吗", "要什么材料"),
+                             "ask_materials", entities)
+    assert KB._render(MATERIALS["loose_line"], name=name) in materials and f"申请「{name}」" in materials
+
+
+@pytest.mark.parametrize("text, entities", [
+    ("糖尿病能办吗", [disease("糖尿病", 0)]),
+    ("慢性乙肝能办吗", [disease("慢性病毒性肝炎", 0, "慢性乙肝")]),
+    ("我血糖高，确诊了糖尿病", []),  # the diagnosis is named as well
+    ("那要什么材料", []),  # remembered: the line was said when the word was
+])
+def test_the_diagnosis_line_is_only_for_a_symptom_alias(text, entities):
+    match = match_question(KB, "ask_disease_coverage", text, entities, remembered=["糖尿病"])
+    answer = KB.answer_topic("disease_coverage", match.diseases, match.unknown, match.said)
+    assert answer.diseases and "要有医院确诊的" not in "\n".join(answer.messages)

@@ -333,3 +333,84 @@ def test_channel_answer_on_wechat_has_only_the_buttons_numbered():
     assert sum(line.startswith("· ") for line in text.splitlines()) == 3
     assert not any(line.strip()[:2] in ("1.", "2.", "3.") for line in text.splitlines())
     assert "选1" not in text and "选2" not in text
+
+
+# --- issue 14: cancers by name, symptom aliases (knowledge/diseases.yml) -----------------
+CANCER = "恶性肿瘤门诊放化疗"
+
+
+def test_a_cancer_name_is_covered_by_the_cancer_entry_a_plain_tumour_only_maybe(kb):
+    for name in ("胰腺癌", "白血病", "淋巴瘤", "骨肉瘤", "恶性黑色素瘤"):
+        assert kb.covering(name) == (CANCER, True), name
+    for name in ("子宫肌瘤", "脂肪瘤", "肿瘤"):
+        assert kb.covering(name) == (CANCER, False), name
+    for name in ("良性肿瘤", "恶性贫血", "白癜风", "痛风"):
+        assert kb.covering(name) is None, name
+    # the catalogue's own names are matched directly, never through `covers`
+    assert kb.canonical("肺癌") == CANCER and kb.covering("肺癌") is None
+    assert kb.recognise_diseases("胰腺癌能办不") == []
+
+
+def test_a_loose_alias_still_finds_its_disease(kb):
+    for word, name in (("血糖高", "糖尿病"), ("高血糖", "糖尿病"), ("乙肝", "慢性病毒性肝炎"),
+                       ("丙肝", "慢性病毒性肝炎"), ("血压高", "高血压")):
+        assert kb.canonical(word) == name and kb.is_loose(word), word
+    for word in ("糖尿病", "2型糖尿病", "慢性乙肝", "高血压", "肺癌", "白癜风"):
+        assert not kb.is_loose(word), word
+
+
+def test_known_and_unknown_diseases_render_together_with_their_lines(kb):
+    """What the matcher hands over for "我有高血压和痛风" / "胰腺癌" / "血糖高"."""
+    variants = kb.topics["disease_coverage"]["variants"]
+    text = "\n".join(kb.answer_topic("disease_coverage", ["高血压"], ["痛风"], [("高血压", "高血压")]).messages)
+    assert "1. 「高血压」" in text and "2. “痛风”不在我知道的病种里" in text
+    text = "\n".join(kb.answer_topic("disease_coverage", [CANCER], [], [(CANCER, "胰腺癌")]).messages)
+    assert "“胰腺癌”属于恶性肿瘤" in text and text.count("为准") == 1 and text.count("12393") == 1
+    assert kb._render(variants["covered_line"], name="胰腺癌", disease=CANCER) in text
+    text = "\n".join(kb.answer_topic("disease_coverage", ["糖尿病"], [], [("糖尿病", "血糖高")]).messages)
+    assert "要有医院确诊的糖尿病诊断" in text
+    # the same disease named without its words (remembered): no such lines
+    text = "\n".join(kb.answer_topic("disease_coverage", ["糖尿病", CANCER]).messages)
+    assert "属于恶性肿瘤" not in text and "确诊" not in text
+    text = "\n".join(kb.answer_topic("materials", ["糖尿病"], [], [("糖尿病", "血糖高")]).messages)
+    assert "申请「糖尿病」" in text and "要有医院确诊的糖尿病诊断" in text
+    text = "\n".join(kb.answer_topic("materials", [], ["子宫肌瘤"]).messages)
+    assert "“子宫肌瘤”如果是恶性肿瘤" in text and f"申请「{CANCER}」" not in text
+
+
+@pytest.mark.parametrize("diseases, unknown, said", [
+    ([CANCER, "糖尿病"], ["子宫肌瘤", "痛风"], [(CANCER, "胰腺癌"), (CANCER, "白血病"), ("糖尿病", "血糖高")]),
+    (["高血压", "慢性病毒性肝炎"], ["白癜风"], [("高血压", "血压高"), ("慢性病毒性肝炎", "乙肝")]),
+])
+def test_the_new_lines_keep_the_reading_rules(kb, diseases, unknown, said):
+    from assistant.presentation import reply_problems
+    for topic in ("disease_coverage", "materials"):
+        messages = kb.answer_topic(topic, diseases, unknown, said).messages
+        assert reply_problems(messages, "12393") == [], messages
+        assert all(visible_length(message) <= 200 for message in messages)
+    for topic in ("disease_coverage", "materials"):
+        for key in ("covered_line", "covered_maybe", "loose_line"):
+            line = kb._render(kb.topics[topic]["variants"][key], name="胰腺癌", disease=CANCER)
+            assert visible_length(line) <= 60 and "为准" not in line and "12393" not in line
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda entry: entry.update(loose_aliases=["血糖偏高"]), "loose alias '血糖偏高' is not one of its aliases"),
+    (lambda entry: entry.update(loose_aliases="血糖高"), "loose_aliases must be a list"),
+    (lambda entry: entry.update(covers={"endings": ["癌"], "suffixes": ["瘤"]}), "covers.suffixes is not one of"),
+    (lambda entry: entry.update(covers={"endings": []}), "covers.endings must be a non-empty list"),
+    (lambda entry: entry.update(covers={"endings": ["*癌"]}), "covers.endings must be a non-empty list"),
+    (lambda entry: entry.update(covers={"sure_prefixes": ["恶性"]}), "covers needs endings or maybe_endings"),
+    (lambda entry: entry.update(covers={"endings": ["病"]}), "covers would take"),
+])
+def test_loose_aliases_and_covers_are_checked(editable, change, expected):
+    def edit_diabetes(document):
+        change(next(d for d in document["diseases"] if d["name"] == "糖尿病"))
+    edit(editable, "diseases.yml", edit_diabetes)
+    errors = errors_for(editable)
+    assert any(expected in e for e in errors), errors
+
+
+def test_the_disease_variants_are_required(editable):
+    edit(editable, "topics.yml", lambda d: d["topics"]["materials"]["variants"].pop("loose_line"))
+    assert any("materials: variants.loose_line missing" in e for e in errors_for(editable))

@@ -16,6 +16,7 @@ from tests.support import has_traditional
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HARD_SET = ROOT / "tests" / "nlu" / "hard_set.yml"
 TEST_SET = ROOT / "tests" / "nlu" / "test_set.yml"
+FRESH_SET = ROOT / "tests" / "nlu" / "fresh_set.yml"
 MARKUP = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 DIALECT = ("咋个", "啷个", "啥子", "莫得", "要得", "得不得行", "晓得", "哪点", "老汉儿", "屋头",
            "嘛", "噻", "喃", "哦")
@@ -109,6 +110,14 @@ def test_test_set_has_no_near_copies(training_index):
     assert leak_check.near_copies(TEST_SET, index=training_index) == []
 
 
+def test_fresh_set_has_no_near_copies_and_covers_every_intent(training_index):
+    assert leak_check.near_copies(FRESH_SET, index=training_index) == []
+    fresh = leak_check.read_examples(FRESH_SET)
+    assert {intent for _, intent in fresh} == set(domain_intents())
+    counts = Counter(leak_check.normalise(text) for text, _ in fresh)
+    assert [text for text, count in counts.items() if count > 1] == []
+
+
 def test_hard_set_covers_every_domain_intent_without_duplicates():
     assert set(HARD) == set(domain_intents())
     short = {intent: len(lines) for intent, lines in HARD.items() if len(lines) < 15}
@@ -125,16 +134,19 @@ def test_hard_set_has_every_style_for_each_intent(intent):
     assert any(len(leak_check.normalise(line)) <= 4 for line in plain), f"{intent}: no fragment of <= 4 characters"
 
 
-def test_hard_set_annotations_are_real_entities():
+@pytest.mark.parametrize("path", [HARD_SET, FRESH_SET], ids=["hard", "fresh"])
+def test_annotations_are_real_entities(path):
     kb = KnowledgeBase.load(ROOT / "knowledge")
     progress = yaml.safe_load((ROOT / "data" / "nlu" / "progress.yml").read_text(encoding="utf-8"))
     pattern = next(block["examples"] for block in progress["nlu"] if block.get("regex") == "application_no")
     application_no = re.compile(pattern.strip()[2:])
-    for lines in HARD.values():
-        for line in lines:
-            for text, entity in MARKUP.findall(line):
-                if entity == "disease":
-                    assert kb.canonical(text), f"{text!r} is annotated but not in knowledge/diseases.yml"
-                else:
-                    assert entity == "application_no", line
-                    assert application_no.fullmatch(text), line
+    lines = [line.strip()[2:] for line in path.read_text(encoding="utf-8").splitlines()
+             if line.strip().startswith("- ")]
+    assert lines
+    for line in lines:
+        for text, entity in MARKUP.findall(line):
+            if entity == "disease":
+                assert kb.canonical(to_simplified(text)), f"{text!r} is annotated but not in knowledge/diseases.yml"
+            else:
+                assert entity == "application_no", line
+                assert application_no.fullmatch(text), line
