@@ -1,7 +1,8 @@
 """action_fallback_ladder: what to do when the NLU is unsure (intent nlu_fallback).
 
 1st unclear message: "您是想问“A”，还是“B”？" with the two best guesses as buttons
-   (titles in knowledge/intents.yml) and "都不是" (-> the human route).
+   (titles in knowledge/intents.yml) and "都不是" (-> the human route); with no guess worth
+   offering ("qwerty asdf"), a request for other words.
 2nd unclear message in a row: the human route, 12393 and the service window.
 
 Also config.yml's core fallback (the dialogue policies are unsure): then the user's
@@ -72,7 +73,11 @@ class ActionFallbackLadder(Action):
                 logger.info("fallback: asking between %s", [b["payload"] for b in question.buttons])
                 send(dispatcher, tracker, question)
                 metrics.FALLBACKS.labels(kind="clarification").inc()
-                return reverted + [SlotSet("fallback_stage", ASKED)]
+            else:
+                # nothing to offer is no reason to skip the first rung: one more try in other words
+                send(dispatcher, tracker, kb.rephrase())
+                metrics.FALLBACKS.labels(kind="rephrase").inc()
+            return reverted + [SlotSet("fallback_stage", ASKED)]
         logger.info("fallback: human route")
         # twice not understood: where the account staffs 客服 (WeChat), a person takes over
         # the code for the hotline goes with it (issue 19; actions/answers.py)

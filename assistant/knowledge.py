@@ -45,7 +45,8 @@ DISEASE_TOPICS = {
     "materials": ("for_diseases", "extras_known", "extras_unknown", "unknown_note", "footer",
                   "covered_line", "covered_maybe", "loose_line"),
 }
-FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff", "no_content", "not_understood")
+FALLBACK_KEYS = ("ask_two", "ask_one", "none_of_these", "handoff", "no_content", "not_understood",
+                 "rephrase")
 
 # Placeholders each kind of template may use.
 BASE_FIELDS = {"hotline", "hotline_name", "hotline_description", "window",
@@ -386,6 +387,10 @@ class KnowledgeBase:
         buttons = [{"title": title, "payload": f"/{intent}"} for intent, title in zip(titled, titles)]
         buttons.append({"title": self.fallback["none_of_these"], "payload": "/ask_human"})
         return Answer(topic="fallback", messages=[text], buttons=buttons)
+
+    def rephrase(self) -> Answer:
+        """The ladder's first rung when there is no guess to offer: ask for other words."""
+        return Answer(topic="rephrase", messages=[self._render(self.fallback["rephrase"])])
 
     def handoff(self) -> Answer:
         return Answer(topic="handoff", messages=[self._render(self.fallback["handoff"])])

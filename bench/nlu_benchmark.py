@@ -154,6 +154,73 @@ chosen by `bench/calibrate.py`'s rule on the hard set (hard set 632 utterances, 
 - The thresholds: the averaged confidences are flatter than DIET's (its top-10 ranking and the logistic
   regression's probabilities each sum to at most 1), so the old 0.60 turned a fifth of the hard set into
   needless questions; `bench/calibrate.py` chose 0.30 / 0.20, at the corner of its grid (lowest threshold, widest gap).
+
+### After the colloquial examples (2026-12-03, third session)
+
+About 100 new training examples for the intents that failed most on the hard set (stop, goodbye, who the
+walk is for, the channel named in the walk, rejected, upload quality, reimbursement, after submit, the human
+route, greetings), and six for what the diagnosis certificate must carry (盖章), checked with
+`python -m bench.leak_check`. Same pipeline (B), same thresholds, `make test-nlu`:
+
+| | hard set | in-house set |
+|---|---:|---:|
+| B before the examples | 85.6 % | 96.4 % |
+| B with them | 88.4 % | 96.9 % |
+
+Read that hard-set gain with care: the examples were written after looking at which intents the hard set's
+misses fell into (not at its sentences), so the hard set measures partly what it guided. Hence the fresh set.
+
+### The pinyin view and the blind examples (2026-12-03, fourth session)
+
+Three changes, each measured on the model `make train` builds (top-intent accuracy, as `make test-nlu`
+counts; the fresh set is the 293 utterances it has now, scored the same way for every row):
+
+1. **Blind training examples**: 469 new examples, 12–15 for every intent, written by a helper session that
+   was not allowed to open tests/, this report or bench/ – from the intents' meaning, knowledge/ and the
+   existing training data only – in the styles people type (older people's wordy questions, dialect,
+   traditional characters, voice-typing homophones, background first and question last, fragments, 慢病卡/
+   门特/特病). 22 of them turned out to be near-copies of lines of the hard or in-house set (common
+   phrasings, written independently) and were removed from the training data, so the established sets
+   stay comparable.
+2. **A pinyin view** in `TfidfIntentClassifier` (`pinyin: true`): TF-IDF over the toneless pinyin syllables
+   (1–2-grams, pypinyin, its dictionaries ship in the wheel) of the Chinese characters, beside the character
+   n-grams, so a voice-typing homophone (审和/审核, 进渡/进度, 慢特并/慢特病) shares features with the word
+   meant. Latin letters and digits are left out of that view: as one-letter "syllables" they made any latin
+   string look like the few latin training examples.
+3. **The content guard learns the training data's latin words**: a message of only unknown latin words
+   ("qwerty asdf") is `nlu_fallback`. With the new data DIET called it `goodbye` at 0.9, which ended the
+   conversation (tests/knowledge/test_with_model.py caught it).
+
+| Model | in-house (385) | hard (632) | fresh (293) |
+|---|---:|---:|---:|
+| before (the third session's model) | 96.9 % | 88.4 % | 91.5 % |
+| blind examples + pinyin view + a "focus" view (not adopted) | 95.6 % | 91.1 % | – |
+| blind examples + pinyin view | 95.1 % | 91.3 % | 95.2 % |
+| **+ 17 guide_goto examples naming a step, the guard (adopted)** | **95.8 %** | **90.7 %** | **94.2 %** |
+
+- The *focus* view counted the part after "但是/就是/想问…" a second time, for long messages that give the
+  background first. Offline, on the TF-IDF half alone, it moved the hard set by +0.3 and the in-house set by
+  −0.3 points; no clear gain on the two sets used for choosing, so it was removed rather than kept as an
+  unused option.
+- The pinyin view, on the TF-IDF half alone: hard +0.6, in-house −0.3 points (offline, same data).
+- The in-house set lost 1.1 points with the blind examples (plain questions now taken for a neighbouring
+  topic: 农民可不可以办慢特病 → 在哪里申请, 怎麼辦理門診慢特病 → the walk), while the two real-style
+  sets gained 2.3 (hard) and 2.7 (fresh) points. The in-house floor went from 95 % to 94 %, the hard floor
+  from 86 % to 89 %; the fresh set has a 92 % floor, and the hard set a per-intent floor of 60 %
+  (lowest measured: ask_materials 67 %), so a whole intent can no longer fail silently.
+- **The fresh set** (`tests/nlu/fresh_set.yml`) was written at the start of this session by a second helper
+  session, blind in the other direction (no training data, no other test set): 468 utterances, 12 per
+  intent. 169 of them were near-copies of training examples – the short common phrasings people really
+  type ("查进度", "慢病本"), which the leak check keeps out of every held-out set, so all three sets
+  under-represent them – and were removed. Its misses were looked at once: 6 of 7 guide_goto lines named a
+  step instead of a number ("去实名认证那一步"), which the walk could not do. That was built
+  (assistant/guide/walk.py, `named_step`; 17 training examples), and those six lines were removed from the
+  fresh set because they were quoted while building it. Nothing else in the set was consulted.
+- Against the goal (hard set ≥ 95 %, every intent ≥ 85 %, ≤ 2 % wrong answers, ≤ 3 % needless
+  questions) this is still short: 90.7 %, 6.0 % answered wrong and 3.0 % needlessly clarified at the
+  thresholds of config.yml (bench/calibrate.py replay). The remaining misses are spread thinly over many
+  intents (no intent under 67 %), most of them neighbouring topics (materials ↔ lost documents ↔ hospital
+  requirement, channel ↔ the walk, rejected ↔ result notification).
 """
 
 
@@ -370,10 +437,10 @@ def markdown(context, rows, calibration_md, hard_parsed, hard_clarified, errors)
         "",
         "(a) `config.yml`: normaliser (traditional→simplified, full→half width), Jieba with the "
         "domain and disease dictionary, regex/lookup features, word + character 1–3-gram counts, "
-        "DIET (seeded), averaged half and half with a TF-IDF character 1–3-gram + logistic-regression "
-        "intent classifier (assistant/nlu/tfidf_classifier.py; the same model as (c)), "
+        "DIET (seeded), averaged half and half with a TF-IDF + logistic-regression intent classifier "
+        "(assistant/nlu/tfidf_classifier.py: character 1–3-grams as in (c), plus toneless pinyin 1–2-grams), "
         f"FallbackClassifier {c['thresholds'][0]:.2f} / ambiguity {c['thresholds'][1]:.2f}, "
-        "then the content guard (punctuation/emoji-only messages → nlu_fallback).",
+        "then the content guard (messages of only punctuation/emoji or of only latin words the training data lacks → nlu_fallback).",
         "(b) Rasa's own `default_config.yml` with `language: zh`; Rasa rejects its WhitespaceTokenizer for "
         "Chinese, so Rasa's stock JiebaTokenizer (no domain dictionary) takes its place; otherwise as "
         "shipped (LexicalSyntacticFeaturizer, char_wb 1–4-grams, DIET 100 epochs, FallbackClassifier "

@@ -43,8 +43,8 @@ WECHAT_API_ERRORS = Counter("assistant_wechat_api_errors_total", "WeChat API ans
                             "and errcode", ["call", "errcode"])
 # --- action server (actions/) --------------------------------------------------------------
 FALLBACKS = Counter("assistant_fallbacks_total", "Times the bot did not understand, by what it did: "
-                    "clarification (asked between two guesses), handoff (the human route), "
-                    "no_content (nothing to guess from)",
+                    "clarification (asked between two guesses), rephrase (asked for other words, no "
+                    "guess to offer), handoff (the human route), no_content (nothing to guess from)",
                     ["kind"])
 LOOKUPS = Counter("assistant_progress_lookups_total", "Progress lookups by the bot, by outcome "
                   "(found, no_match, locked, unavailable, invalid, not_found)", ["outcome"])

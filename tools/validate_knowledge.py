@@ -179,7 +179,7 @@ def rendered_replies(kb: KnowledgeBase, knowledge_dir: pathlib.Path):
     if question is not None:
         yield "topics.yml fallback question", question.messages
     for name, answer in (("handoff", kb.handoff()), ("not_understood", kb.not_understood()),
-                         ("no_content", kb.no_content())):
+                         ("no_content", kb.no_content()), ("rephrase", kb.rephrase())):
         yield f"topics.yml fallback {name}", answer.messages
     data = guide.load_guide(knowledge_dir / "guide_steps.yml")
     for label, reply in all_replies(data):

@@ -55,3 +55,32 @@ def test_content_guard_turns_empty_messages_into_fallback_and_leaves_others():
     ContentFreeMessageGuard().process([empty, question])
     assert empty.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
     assert question.get("intent") == guessed
+
+
+def test_content_guard_learns_the_latin_words_of_the_training_data(tmp_path):
+    """A keyboard mash ("qwerty asdf") has nothing to read; "ok", "app", "bye" and any
+    Chinese or digits do. The words are learned in training and loaded with the model."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from assistant.nlu.content_guard import ContentFreeMessageGuard
+
+    storage, resource = LocalModelStorage(tmp_path), Resource("guard")
+    context = ExecutionContext(GraphSchema({}), node_name="guard")
+    guard = ContentFreeMessageGuard.create({}, storage, resource, context)
+    guard.train(TrainingData([Message(data={"text": t, "intent": i}) for t, i in [
+        ("OK", "affirm"), ("用四川医保APP", "inform_guide_channel"), ("bye", "goodbye"), ("你好", "greet")]]))
+    loaded = ContentFreeMessageGuard.load({}, storage, resource, context)
+    guessed = {"name": "goodbye", "confidence": 0.9}
+    texts = ["qwerty asdf", "Zzzz!", "ok", "App", "bye bye", "qwerty 慢特病", "nc2025000101", "？？？"]
+    messages = [Message(data={"text": text, "intent": dict(guessed)}) for text in texts]
+    loaded.process(messages)
+    fell_back = [m.get("text") for m in messages if m.get("intent")["name"] == "nlu_fallback"]
+    assert fell_back == ["qwerty asdf", "Zzzz!", "？？？"]
+    # without the learned words (an older model) only empty messages are guarded, as before
+    plain = [Message(data={"text": text, "intent": dict(guessed)}) for text in ("qwerty", "???")]
+    ContentFreeMessageGuard().process(plain)
+    assert [m.get("intent")["name"] for m in plain] == ["goodbye", "nlu_fallback"]

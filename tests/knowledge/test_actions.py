@@ -1,9 +1,12 @@
 """The answering and fallback actions, driven with the trackers Rasa would send."""
+import pathlib
+
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.answers import ActionAnswerTopic
 from actions.fallback import ActionFallbackLadder
+from assistant.knowledge import KnowledgeBase
 
 
 def user_event(text, intent, channel="rest", entities=(), ranking=()):
@@ -158,8 +161,6 @@ def test_dialogue_fallback_reverts_the_message():
 
 
 def test_when_knowledge_cannot_load_the_reply_still_gives_the_hotline_from_contacts(monkeypatch):
-    import pathlib
-
     import yaml
 
     import actions.answers
@@ -187,6 +188,23 @@ def test_punctuation_only_asks_for_words_and_offers_the_hotline():
         assert "请直接打字告诉我您想问什么" in messages[0]["text"] and "12393" in messages[0]["text"]
         assert "还是没弄明白" not in messages[0]["text"]
         assert slot_events(events) == {"fallback_stage": None}  # the ladder's stage is kept
+
+
+def test_with_no_guess_to_offer_the_first_rung_asks_for_other_words_then_the_human_route():
+    # "qwerty asdf": the content guard leaves only nlu_fallback; greet has no title either
+    kb = KnowledgeBase.load(pathlib.Path(__file__).resolve().parents[2] / "knowledge")
+    for ranking in ([{"name": "nlu_fallback", "confidence": 1.0}],
+                    [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "greet", "confidence": 0.2}]):
+        messages, events = run(ActionFallbackLadder(), tracker("qwerty asdf", "nlu_fallback", ranking=ranking))
+        assert [m["text"] for m in messages] == kb.rephrase().messages
+        assert "还是没弄明白" not in messages[0]["text"]
+        assert slot_events(events) == {"fallback_stage": "asked"}
+        history = [user_event("qwerty asdf", "nlu_fallback", ranking=ranking),
+                   {"event": "action", "name": "action_fallback_ladder"}, *events,
+                   {"event": "action", "name": "action_listen"}]
+        second, _ = run(ActionFallbackLadder(), tracker("asdf", "nlu_fallback", ranking=ranking,
+                                                        slots={"fallback_stage": "asked"}, history=history))
+        assert "还是没弄明白" in second[0]["text"] and "12393" in second[0]["text"]
 
 
 def test_punctuation_between_two_unclear_messages_does_not_restart_the_ladder():

@@ -99,6 +99,8 @@ def test_first_unclear_message_gets_the_question_then_the_human_route(running_st
     if opener:
         say(running_stack, sender, opener)
     first = say(running_stack, sender, "qwerty asdf")
-    assert "您是想问" in first and "还是没弄明白" not in first
+    # nothing to read in it (the content guard), so no guesses: the first rung asks for
+    # other words instead of "您是想问…？"
+    assert KB.rephrase().messages[0] in first and "还是没弄明白" not in first
     second = say(running_stack, sender, "qwerty asdf")
     assert "还是没弄明白" in second and "12393" in second
