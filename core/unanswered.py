@@ -4,7 +4,8 @@ Input: one conversation's stored events as dicts, in order, as the tracker store
 them (channels/tracker_store.py: `conversation_events`). Output: one `Row` per user turn
 that ended in one of these outcomes:
 
-- `clarification`: the fallback ladder asked "您是想问…？" (`action_fallback_ladder` ran
+- `clarification`: the fallback ladder asked "您是想问…？", or for other words when it had no
+  guess to offer (`action_fallback_ladder` ran
   in the turn and set `fallback_stage` to "asked");
 - `handoff`: the ladder gave up and gave the human route (it ran and set
   `fallback_stage` to anything else). A message without words ("？？？", a lone emoji)

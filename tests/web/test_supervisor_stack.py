@@ -86,7 +86,7 @@ def visitor(web_stack):
     before = question_counts(web_stack, (unclear, rated))
     sender = f"web-{uuid.uuid4()}"
     replies = say_web(web_stack, sender, unclear)
-    assert "您是想问" in "\n".join(r.get("text") or "" for r in replies), replies
+    assert "请换个说法" in "\n".join(r.get("text") or "" for r in replies), replies
     replies = say_web(web_stack, sender, rated)
     assert any(reply.get("feedback") for reply in replies), replies
     assert rate_down(web_stack, sender, "看不懂 尾号123X") == 200
@@ -126,7 +126,7 @@ def test_the_page_groups_the_visitors_questions_and_exports_them(browser, web_st
         assert count >= visitor["counts"][visitor["unclear"]]
         expect(unclear.get_by_label(visitor["unclear"] + "（", exact=False)).to_have_accessible_name(
             re.compile(f"^{visitor['unclear']}（{visitor['counts'][visitor['unclear']]} 次"))
-        expect(unclear.locator(".reasons")).to_contain_text("问了“您是想问…？”")
+        expect(unclear.locator(".reasons")).to_contain_text("反问了")
         rated = page.locator(".cluster", has=page.get_by_label(visitor["rated"] + "（", exact=False))
         expect(rated.first.locator(".reasons")).to_contain_text("点了“没帮助”")
 

@@ -217,7 +217,7 @@ def test_the_feedback_endpoint_records_once_and_refuses_what_it_must(web_stack):
     assert post_feedback(web_stack, {"sender": sender, "rating": "negative"}) == (409, {"error": "already_rated"})
     assert post_feedback(web_stack, {"sender": sender, "rating": "negative", "reason": "看不懂"})[0] == 409
 
-    # a question back (the ladder's "您是想问…") is no answer to rate
+    # a question back (the ladder's first rung: "请换个说法" for gibberish) is no answer to rate
     replies = say_web(web_stack, sender, "qwerty asdf")
     assert not any(reply.get("feedback") for reply in replies), replies
     assert post_feedback(web_stack, {"sender": sender, "rating": "negative"}) == (409, {"error": "nothing_to_rate"})

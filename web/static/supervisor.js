@@ -11,7 +11,7 @@
   var period = { since: "", until: "" };
   var $ = function (id) { return document.getElementById(id); };
   var REASONS = {
-    clarification: "问了“您是想问…？”",
+    clarification: "反问了（“您是想问…？”或“请换个说法”）",
     handoff: "转了人工（没听懂）",
     asked_human: "要求人工",
     thumbs_down: "点了“没帮助”（👎）"
