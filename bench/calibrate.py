@@ -56,8 +56,8 @@ CONFIG = ROOT / "config.yml"
 SETS = {
     "hard": ROOT / "tests" / "nlu" / "hard_set.yml",
     "in-house": ROOT / "tests" / "nlu" / "test_set.yml",
-    # written blind (from the intents' meaning only) and never consulted while changing the
-    # pipeline or the data: reported, never used to choose
+    # written blind (from the intents' meaning only) and not used to choose the pipeline or the
+    # data: reported, never used to choose thresholds either
     "fresh": ROOT / "tests" / "nlu" / "fresh_set.yml",
 }
 FALLBACK = "nlu_fallback"
