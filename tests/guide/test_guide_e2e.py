@@ -114,3 +114,13 @@ def test_through_the_stack_no_question_is_asked_twice_in_a_row(running_stack, op
         went_past = went_past or "第2步" in reply
         previous = reply
     assert went_past or unclear == "没看懂", (opening, unclear, reply)
+
+
+def test_a_step_is_reached_by_its_name_as_people_say_it(running_stack):
+    """"去实名那步" names a step instead of its number (assistant/guide/walk.py, named_step)."""
+    say = running_stack.say_text
+    user = _sender("named")
+    assert "第1步 / 共8步" in say(user, "小程序上咋申请")
+    reply = say(user, "直接去实名那步吧")
+    assert "第2步 / 共8步" in reply and "实名认证" in reply, reply
+    assert "第1步 / 共8步" in say(user, "回到打开小程序那步")
