@@ -44,9 +44,12 @@ def nothing_to_read(text: str, known_latin: Optional[FrozenSet[str]]) -> bool:
     only unknown latin words ("qwerty asdf")."""
     if not has_content(text):
         return True
-    if known_latin is None or _READABLE.search(normalize_text(text)):
+    if known_latin is None:
         return False
-    return not any(word in known_latin for word in latin_words(text))
+    normalized = normalize_text(text)  # once per message: the conversion is the costly part
+    if _READABLE.search(normalized):
+        return False
+    return not any(word in known_latin for word in _LATIN_WORD.findall(normalized.lower()))
 
 
 @DefaultV1Recipe.register(
