@@ -273,18 +273,21 @@ validate-knowledge: install
 	$(PY) -m tools.validate_knowledge
 
 # Held-out NLU test sets (tests/nlu/, never trained on; tests/nlu/test_leak_check.py fails on
-# near-copies of training examples). Floors are regression guards under what the model of
-# this commit measures (docs/nlu-benchmark.md, "The pinyin view and the blind examples"):
-# - the in-house set (plain questions): 94 % (measured 95.8 %);
+# near-copies of training examples). Floors are regression guards about two points under what
+# the model of this commit measures (docs/nlu-benchmark.md, "More blind examples"):
+# - the in-house set (plain questions): 95 % (measured 97.1 %);
 # - the hard set (written apart, real-style: dialect, traditional, voice typos, long and
-#   two-topic messages): 89 % (measured 90.7 %), and no intent under 60 % (lowest measured:
-#   ask_materials 67 %); the goal is 95 % overall and 85 % per intent;
-# - the fresh set (written blind, not used to choose the pipeline or the data;
-#   1-12 utterances per intent, so no per-intent floor): 92 % (measured 94.2 %).
-NLU_FLOOR ?= 0.94
-NLU_HARD_FLOOR ?= 0.89
-NLU_HARD_INTENT_FLOOR ?= 0.60
-NLU_FRESH_FLOOR ?= 0.92
+#   two-topic messages): 92 % (measured 93.8 %), and no intent under 70 % (lowest measured:
+#   ask_materials 73 %); the goal is 95 % overall and 85 % per intent;
+# - the fresh set (written blind; consulted once, see the docs): 94 % (measured 96.9 %);
+# - the blind set (written blind by another procedure, never consulted; its misses are not
+#   listed anywhere): 95 % (measured 97.4 %). 2-12 utterances per intent in these two, so no
+#   per-intent floor.
+NLU_FLOOR ?= 0.95
+NLU_HARD_FLOOR ?= 0.92
+NLU_HARD_INTENT_FLOOR ?= 0.70
+NLU_FRESH_FLOOR ?= 0.94
+NLU_BLIND_FLOOR ?= 0.95
 test-nlu: $(MODEL)
 	$(RASA) test nlu --domain domain --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
 	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR) --name "in-house set"
@@ -293,6 +296,8 @@ test-nlu: $(MODEL)
 	  --intent-floor $(NLU_HARD_INTENT_FLOOR) --name "hard set"
 	$(RASA) test nlu --domain domain --nlu tests/nlu/fresh_set.yml --model $(MODEL) --out $(STATE)/results/nlu-fresh
 	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-fresh/intent_report.json --floor $(NLU_FRESH_FLOOR) --name "fresh set"
+	$(RASA) test nlu --domain domain --nlu tests/nlu/blind_set.yml --model $(MODEL) --out $(STATE)/results/nlu-blind
+	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-blind/intent_report.json --floor $(NLU_BLIND_FLOOR) --name "blind set"
 
 # NLU comparison on both held-out sets (ours, Rasa's default, TF-IDF+LR, nearest neighbour) and
 # the FallbackClassifier calibration (bench/calibrate.py); writes docs/nlu-benchmark.md. Uses the

@@ -52,7 +52,7 @@ from tools import build_nlu  # noqa: E402
 from tools.train_inputs import train_inputs  # noqa: E402
 
 SEED = 20251
-SET_NAMES = ("in-house", "hard", "fresh")
+SET_NAMES = ("in-house", "hard", "fresh", "blind")
 CONFUSION_MIN_COUNT = 2   # pairs seen at least this often get a row (at most MAX_CONFUSIONS)
 MAX_CONFUSIONS = 15
 
@@ -221,6 +221,57 @@ counts; the fresh set is the 293 utterances it has now, scored the same way for 
   thresholds of config.yml (bench/calibrate.py replay). The remaining misses are spread thinly over many
   intents (no intent under 67 %), most of them neighbouring topics (materials ↔ lost documents ↔ hospital
   requirement, channel ↔ the walk, rejected ↔ result notification).
+
+### More blind examples, TF-IDF at 0.7 of the vote (2026-12-03, fifth session)
+
+1519 new training examples in three batches, each written by helper sessions that were not allowed to open
+tests/, this report, bench/ or the blind set, from a one-page description of the intents (the product, what
+each intent means, which neighbours to keep apart) and the existing training data, which they were told not
+to copy. A batch's near-copies of any held-out line were dropped from the batch (36 in all), so every set
+stays comparable; so were near-copies of training lines of the same intent.
+
+1. 533 examples for the question intents and for the conversation and walk moves, 8–30 an intent, in
+   the styles people type (dialect, traditional characters, voice-typing homophones, background first,
+   two topics with one main question, fragments).
+2. 426 examples written *as personas*: a farmer using voice input, a daughter helping her father from
+   成都, a retired teacher writing traditional characters, a terse young man, a countrywoman speaking
+   dialect, a transplant patient asking three things at once, a holder of the old 慢病本, someone checking
+   back on a submitted application.
+3. 560 examples: minimal-contrast groups (the same person and documents, one message per neighbouring
+   intent: materials / lost documents / which hospital / the form; channel / the walk / the procedure;
+   progress / after submitting / how the result comes …) and long, voice-typed and two-question messages.
+
+With batch 1 in, the TF-IDF half was re-fitted offline on DIET's ranking of the same model (the fourth
+session's harness, `combine` replayed), at weights 0.5, 0.6, 0.7 and 1.0 and C 10 and 30: 0.7 and C 30
+were best on both sets used for choosing (hard 92.1 → 93.5 %, in-house unchanged at 97.4 %), and the
+fresh and blind sets agreed. The logistic regression had become the better half on real-style text once
+it had more of it to learn from; DIET still helps the plain questions (TF-IDF alone: in-house 96.1 %).
+
+| Model (`make train`, top-intent accuracy as `make test-nlu` counts) | in-house (385) | hard (632) | fresh (293) | blind (379) |
+|---|---:|---:|---:|---:|
+| before (the fourth session's model) | 95.8 % | 90.7 % | 94.2 % | 92.1 % |
+| + batch 1 | 97.4 % | 92.1 % | 94.2 % | 95.5 % |
+| + batch 2, weight 0.7, C 30 | 98.2 % | 93.5 % | 97.3 % | 96.6 % |
+| **+ batch 3 (adopted)** | **97.1 %** | **93.8 %** | **96.9 %** | **97.4 %** |
+
+- The blind set (`tests/nlu/blind_set.yml`) was written at the start of this session, before any of the
+  batches, by a helper who read only the one-page description; its first column was 380 utterances (one
+  line that repeated another in traditional characters was removed since). Nobody has read its misses;
+  this report gives its scores only.
+- Batch 3 cost the in-house set 1.1 points (4 utterances, mostly short walk replies) and gained 0.3 on the
+  hard set. It was kept for what people get: at config.yml's thresholds the hard set's wrong answers fall
+  from 4.3 % to 3.8 % at the same 1.7 % of needless questions (bench/calibrate.py replay on both models),
+  and the blind set gained 0.8 points.
+- The calibration below then moved the ambiguity threshold from 0.20 to 0.14 (the documented rule: the
+  lowest wrong/2 % + needless/3 %). Against the fourth session's model at its thresholds, on the hard set:
+  right 87.7 → 93.0 %, wrong 6.0 → 4.1 %, needless questions 3.0 → 0.8 %.
+- Floors in `make test-nlu` went up to about two points under these numbers: in-house 95 %, hard 92 % and
+  no intent under 70 %, fresh 94 %, blind 95 %.
+- Still short of the goal: 93.8 % against 95 %, 4.1 % wrong against 2 %; ask_materials (73 %) and
+  out_of_scope (81 %) are under the 85 % per-intent goal.
+- Cost: training. DIET's epochs took 4 s with the old data and 8–11 s with the new (its input is the
+  count vectors, which grew with the vocabulary); `make train` from scratch took 6.6 min before and 16 min
+  after on this session's loaded machine. Prediction is unchanged in kind (the same two classifiers).
 """
 
 
@@ -417,6 +468,10 @@ def markdown(context, rows, calibration_md, hard_parsed, hard_clarified, errors)
         "sets) and not used to choose the pipeline or the data (its misses were looked at once; see \"The "
         "pinyin view and the blind examples\"): the check on how much of the hard set's gain is real. Its "
         "near-copies of training examples were removed (common short phrasings).",
+        f"- Blind set: `tests/nlu/blind_set.yml`, {c['sizes']['blind']} utterances over {c['intents']['blind']} "
+        "intents, written by a helper who read only a one-page description of the product and its intents "
+        "(nothing of the project's data, tests or docs), after the fresh set had been consulted once. Never "
+        "used to choose anything, and its misses are deliberately not listed here, so that it stays unread.",
         f"- Training data: `data/nlu/` ({c['train_size']} examples incl. the disease lookup generated from `knowledge/`).",
         "- *Intent accuracy* and *macro-F1* score the top intent, as `rasa test nlu` (and the floors in "
         "`make test`) do. The next three say what a person gets: the right answer at once (*right, not "

@@ -17,6 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 HARD_SET = ROOT / "tests" / "nlu" / "hard_set.yml"
 TEST_SET = ROOT / "tests" / "nlu" / "test_set.yml"
 FRESH_SET = ROOT / "tests" / "nlu" / "fresh_set.yml"
+BLIND_SET = ROOT / "tests" / "nlu" / "blind_set.yml"
 MARKUP = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 DIALECT = ("咋个", "啷个", "啥子", "莫得", "要得", "得不得行", "晓得", "哪点", "老汉儿", "屋头",
            "嘛", "噻", "喃", "哦")
@@ -110,11 +111,12 @@ def test_test_set_has_no_near_copies(training_index):
     assert leak_check.near_copies(TEST_SET, index=training_index) == []
 
 
-def test_fresh_set_has_no_near_copies_and_covers_every_intent(training_index):
-    assert leak_check.near_copies(FRESH_SET, index=training_index) == []
-    fresh = leak_check.read_examples(FRESH_SET)
-    assert {intent for _, intent in fresh} == set(domain_intents())
-    counts = Counter(leak_check.normalise(text) for text, _ in fresh)
+@pytest.mark.parametrize("path", [FRESH_SET, BLIND_SET], ids=["fresh", "blind"])
+def test_blind_written_set_has_no_near_copies_and_covers_every_intent(path, training_index):
+    assert leak_check.near_copies(path, index=training_index) == []
+    examples = leak_check.read_examples(path)
+    assert {intent for _, intent in examples} == set(domain_intents())
+    counts = Counter(leak_check.normalise(text) for text, _ in examples)
     assert [text for text, count in counts.items() if count > 1] == []
 
 
@@ -134,7 +136,7 @@ def test_hard_set_has_every_style_for_each_intent(intent):
     assert any(len(leak_check.normalise(line)) <= 4 for line in plain), f"{intent}: no fragment of <= 4 characters"
 
 
-@pytest.mark.parametrize("path", [HARD_SET, FRESH_SET], ids=["hard", "fresh"])
+@pytest.mark.parametrize("path", [HARD_SET, FRESH_SET, BLIND_SET], ids=["hard", "fresh", "blind"])
 def test_annotations_are_real_entities(path):
     kb = KnowledgeBase.load(ROOT / "knowledge")
     progress = yaml.safe_load((ROOT / "data" / "nlu" / "progress.yml").read_text(encoding="utf-8"))
