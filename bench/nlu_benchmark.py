@@ -365,6 +365,15 @@ def nearest_neighbour(train: List[Tuple[str, str]], texts: List[str]) -> List[st
 
 # --- report ------------------------------------------------------------------------------
 
+def tfidf_share(config_path: pathlib.Path = calibrate.CONFIG) -> float:
+    """config.yml's `weight` of TfidfIntentClassifier: its share of the averaged ranking."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    for component in config.get("pipeline") or []:
+        if str(component.get("name", "")).endswith("TfidfIntentClassifier"):
+            return float(component.get("weight", 1.0))
+    raise ValueError(f"{config_path} has no TfidfIntentClassifier")
+
+
 def _git_head() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -493,7 +502,8 @@ def markdown(context, rows, calibration_md, hard_parsed, hard_clarified, errors)
         "",
         "(a) `config.yml`: normaliser (traditional→simplified, full→half width), Jieba with the "
         "domain and disease dictionary, regex/lookup features, word + character 1–3-gram counts, "
-        "DIET (seeded), averaged half and half with a TF-IDF + logistic-regression intent classifier "
+        f"DIET (seeded), averaged with a TF-IDF + logistic-regression intent classifier that has {c['tfidf_share']:g} "
+        "of the vote "
         "(assistant/nlu/tfidf_classifier.py: character 1–3-grams as in (c), plus toneless pinyin 1–2-grams), "
         f"FallbackClassifier {c['thresholds'][0]:.2f} / ambiguity {c['thresholds'][1]:.2f}, "
         "then the content guard (messages of only punctuation/emoji or of only latin words the training data lacks → nlu_fallback).",
@@ -618,6 +628,7 @@ def main(argv=None) -> int:
         "intents": {name: len(set(g)) for name, g in gold.items()},
         "train_size": len(train),
         "thresholds": thresholds,
+        "tfidf_share": tfidf_share(),
         "default_thresholds": (f"{default_thresholds[0]:g} / ambiguity {default_thresholds[1]:g}"
                                if default_thresholds else "as shipped"),
         "model_built": datetime.datetime.fromtimestamp(model_path.stat().st_mtime, datetime.timezone.utc)
