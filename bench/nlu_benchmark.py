@@ -70,8 +70,9 @@ CONFUSION_NOTES: Dict[Tuple[str, str], str] = {
         "walk the family-application answer is the right one.",
     ("ask_materials", "ask_lost_documents"):
         "Not right. Answered: the re-issue advice (补病历/诊断证明/报告) instead of the materials list. "
-        "Clarified: 资料丢了怎么办 and an unrelated second guess; 要准备哪些材料 is not offered. Needs "
-        "materials examples worded 证件/单子/检查报告/化验单.",
+        "Clarified: 资料丢了怎么办 and a second guess. Materials examples worded 证件/单子/检查报告/"
+        "化验单, and contrast groups against lost papers, were added in the fifth session; this pair "
+        "is still the most frequent one.",
     ("inform_guide_channel", "ask_channel"):
         "Mostly right. Mid-walk: the channel comparison, then offer_resume takes the channel named in the "
         "text (大厅 → window, 微信/小程序 → mini program) and goes on at its step 1; with no channel "
