@@ -288,16 +288,17 @@ NLU_HARD_FLOOR ?= 0.92
 NLU_HARD_INTENT_FLOOR ?= 0.70
 NLU_FRESH_FLOOR ?= 0.94
 NLU_BLIND_FLOOR ?= 0.95
+# One held-out set: `rasa test nlu`, then its floor (bench/nlu_floor.py). Arguments: the file
+# under tests/nlu/, the results folder, the floor, the set's name, extra nlu_floor options.
+define nlu_test_set
+	$(RASA) test nlu --domain domain --nlu tests/nlu/$(1) --model $(MODEL) --out $(STATE)/results/$(2)
+	$(PY) bench/nlu_floor.py $(STATE)/results/$(2)/intent_report.json --floor $(3) --name "$(4)" $(5)
+endef
 test-nlu: $(MODEL)
-	$(RASA) test nlu --domain domain --nlu tests/nlu/test_set.yml --model $(MODEL) --out $(STATE)/results/nlu
-	$(PY) bench/nlu_floor.py $(STATE)/results/nlu/intent_report.json --floor $(NLU_FLOOR) --name "in-house set"
-	$(RASA) test nlu --domain domain --nlu tests/nlu/hard_set.yml --model $(MODEL) --out $(STATE)/results/nlu-hard
-	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-hard/intent_report.json --floor $(NLU_HARD_FLOOR) \
-	  --intent-floor $(NLU_HARD_INTENT_FLOOR) --name "hard set"
-	$(RASA) test nlu --domain domain --nlu tests/nlu/fresh_set.yml --model $(MODEL) --out $(STATE)/results/nlu-fresh
-	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-fresh/intent_report.json --floor $(NLU_FRESH_FLOOR) --name "fresh set"
-	$(RASA) test nlu --domain domain --nlu tests/nlu/blind_set.yml --model $(MODEL) --out $(STATE)/results/nlu-blind
-	$(PY) bench/nlu_floor.py $(STATE)/results/nlu-blind/intent_report.json --floor $(NLU_BLIND_FLOOR) --name "blind set"
+	$(call nlu_test_set,test_set.yml,nlu,$(NLU_FLOOR),in-house set)
+	$(call nlu_test_set,hard_set.yml,nlu-hard,$(NLU_HARD_FLOOR),hard set,--intent-floor $(NLU_HARD_INTENT_FLOOR))
+	$(call nlu_test_set,fresh_set.yml,nlu-fresh,$(NLU_FRESH_FLOOR),fresh set)
+	$(call nlu_test_set,blind_set.yml,nlu-blind,$(NLU_BLIND_FLOOR),blind set)
 
 # NLU comparison on both held-out sets (ours, Rasa's default, TF-IDF+LR, nearest neighbour) and
 # the FallbackClassifier calibration (bench/calibrate.py); writes docs/nlu-benchmark.md. Uses the

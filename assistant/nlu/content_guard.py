@@ -36,7 +36,11 @@ _READABLE = re.compile(r"[\u4e00-\u9fff0-9]")
 
 
 def latin_words(text: str) -> List[str]:
-    return _LATIN_WORD.findall(normalize_text(text).lower())
+    return _latin_words_in(normalize_text(text))
+
+
+def _latin_words_in(normalized: str) -> List[str]:
+    return _LATIN_WORD.findall(normalized.lower())
 
 
 def nothing_to_read(text: str, known_latin: Optional[FrozenSet[str]]) -> bool:
@@ -49,7 +53,7 @@ def nothing_to_read(text: str, known_latin: Optional[FrozenSet[str]]) -> bool:
     normalized = normalize_text(text)  # once per message: the conversion is the costly part
     if _READABLE.search(normalized):
         return False
-    return not any(word in known_latin for word in _LATIN_WORD.findall(normalized.lower()))
+    return not any(word in known_latin for word in _latin_words_in(normalized))
 
 
 @DefaultV1Recipe.register(
