@@ -202,16 +202,23 @@ def choose(results: Grid, current: Optional[Tuple[float, float]] = None) -> Choi
 
 # --- the model and the sets ------------------------------------------------------------
 
-def config_thresholds(config_path: pathlib.Path = CONFIG) -> Tuple[float, float]:
-    """(threshold, ambiguity_threshold) of config.yml's FallbackClassifier."""
+def config_component(name: str, config_path: pathlib.Path = CONFIG) -> Dict[str, Any]:
+    """The settings of config.yml's pipeline component `name` (the last part of its
+    dotted name is enough: "TfidfIntentClassifier")."""
     config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     for component in config.get("pipeline") or []:
-        if component.get("name") == "FallbackClassifier":
-            from rasa.core.constants import (DEFAULT_NLU_FALLBACK_AMBIGUITY_THRESHOLD,
-                                             DEFAULT_NLU_FALLBACK_THRESHOLD)
-            return (float(component.get("threshold", DEFAULT_NLU_FALLBACK_THRESHOLD)),
-                    float(component.get("ambiguity_threshold", DEFAULT_NLU_FALLBACK_AMBIGUITY_THRESHOLD)))
-    raise ValueError(f"{config_path} has no FallbackClassifier")
+        if str(component.get("name", "")).split(".")[-1] == name:
+            return component
+    raise ValueError(f"{config_path} has no {name}")
+
+
+def config_thresholds(config_path: pathlib.Path = CONFIG) -> Tuple[float, float]:
+    """(threshold, ambiguity_threshold) of config.yml's FallbackClassifier."""
+    from rasa.core.constants import DEFAULT_NLU_FALLBACK_AMBIGUITY_THRESHOLD, DEFAULT_NLU_FALLBACK_THRESHOLD
+
+    component = config_component("FallbackClassifier", config_path)
+    return (float(component.get("threshold", DEFAULT_NLU_FALLBACK_THRESHOLD)),
+            float(component.get("ambiguity_threshold", DEFAULT_NLU_FALLBACK_AMBIGUITY_THRESHOLD)))
 
 
 def model_thresholds(agent) -> Optional[Tuple[float, float]]:

@@ -366,13 +366,9 @@ def nearest_neighbour(train: List[Tuple[str, str]], texts: List[str]) -> List[st
 
 # --- report ------------------------------------------------------------------------------
 
-def tfidf_share(config_path: pathlib.Path = calibrate.CONFIG) -> float:
+def tfidf_share() -> float:
     """config.yml's `weight` of TfidfIntentClassifier: its share of the averaged ranking."""
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    for component in config.get("pipeline") or []:
-        if str(component.get("name", "")).endswith("TfidfIntentClassifier"):
-            return float(component.get("weight", 1.0))
-    raise ValueError(f"{config_path} has no TfidfIntentClassifier")
+    return float(calibrate.config_component("TfidfIntentClassifier").get("weight", 1.0))
 
 
 def _git_head() -> str:
